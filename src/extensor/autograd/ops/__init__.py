@@ -1,5 +1,31 @@
 """Differentiable operations, one module per family; importing this registers them all."""
 
-from extensor.autograd.ops import arithmetic
+from extensor.autograd.ops import (
+    activation,
+    arithmetic,
+    comparison,
+    conv,
+    dropout,
+    elementwise,
+    linear,
+    loss,
+    normalization,
+    pooling,
+    reduction,
+    shape,
+)
 
-__all__ = ["arithmetic"]
+__all__ = [
+    "activation",
+    "arithmetic",
+    "comparison",
+    "conv",
+    "dropout",
+    "elementwise",
+    "linear",
+    "loss",
+    "normalization",
+    "pooling",
+    "reduction",
+    "shape",
+]

@@ -1,0 +1,1 @@
+"""Activations: relu, sigmoid, tanh, gelu, softmax, log_softmax."""

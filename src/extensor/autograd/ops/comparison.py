@@ -1,0 +1,1 @@
+"""Comparisons producing boolean tensors, which carry no gradient."""

@@ -1,0 +1,1 @@
+"""Inverted dropout with an explicit random Generator."""

@@ -1,0 +1,1 @@
+"""Elementwise functions (exp, log, sqrt, abs, clip, astype)."""

@@ -1,0 +1,1 @@
+"""The affine map of a Linear layer, fused into one recorded operation."""

@@ -1,0 +1,1 @@
+"""Numerically stable fused losses: cross-entropy, MSE, BCE with logits."""

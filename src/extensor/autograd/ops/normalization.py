@@ -1,0 +1,1 @@
+"""Batch and layer normalisation, fused forward and backward."""

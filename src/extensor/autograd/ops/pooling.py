@@ -1,0 +1,1 @@
+"""2-D max and average pooling."""

@@ -1,0 +1,1 @@
+"""Reductions: sum, mean, max, min (differentiable) and argmax, argmin."""

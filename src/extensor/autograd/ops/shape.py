@@ -1,0 +1,1 @@
+"""Shape operations: reshape, transpose, permute, flatten, squeeze, unsqueeze, indexing, concatenate, stack."""
