@@ -9,33 +9,131 @@ it, and hands both to `record`::
         def backward(g):
             return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
         return record(a.data * b.data, (a, b), backward)
+
+Type promotion follows PyTorch (`torch.result_type`), not NumPy: operands fall into three
+priority classes — tensors with dimensions, zero-dimensional tensors, and Python (or NumPy)
+scalars — and a lower class only changes the result's dtype when it is of a higher category
+(bool < integer < floating). So `float32 tensor * 2.0` stays float32, `int64 tensor * 2.5` is
+float32 (the default float), and `float32 tensor + float64 0-d tensor` is float32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from extensor.autograd.tape import Backward, active_tape
-from extensor.core.dtypes import is_floating
+from extensor.core import dispatch
+from extensor.core.dtypes import DEFAULT_FLOAT, int64, is_floating
 from extensor.core.tensor import Array, ExTensor
+
+_SCALAR_TYPES = (bool, int, float, np.generic)
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def category(dtype: np.dtype[Any]) -> int:
+    """0 for bool, 1 for integers, 2 for floating point (PyTorch's promotion categories)."""
+    try:
+        return _CATEGORY[dtype.kind]
+    except KeyError:
+        raise TypeError(f"unsupported tensor dtype {dtype}") from None
+
+
+def promote_types(a: np.dtype[Any], b: np.dtype[Any]) -> np.dtype[Any]:
+    """`torch.promote_types`: the smallest dtype holding both; across categories the higher wins.
+
+    Unlike NumPy, int64 with float32 gives float32 (not float64).
+    """
+    if a == b:
+        return a
+    ca, cb = category(a), category(b)
+    if ca == cb:
+        return np.promote_types(a, b)
+    return a if ca > cb else b
+
+
+def _scalar_dtype(value: Any) -> np.dtype[Any]:
+    """The dtype PyTorch gives a Python/NumPy scalar taking part in an operation."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(value, (int, np.integer)):
+        return int64
+    if isinstance(value, (float, np.floating)):
+        return DEFAULT_FLOAT
+    raise TypeError(f"unsupported operand of type {type(value).__name__}")
+
+
+def _combine(higher: np.dtype[Any] | None, lower: np.dtype[Any] | None) -> np.dtype[Any] | None:
+    """Merge a higher-priority class's dtype with a lower one's (PyTorch's combine_categories)."""
+    if higher is None:
+        return lower
+    if lower is None or category(higher) >= category(lower):
+        return higher
+    return promote_types(higher, lower)
+
+
+def result_type(*operands: Any) -> np.dtype[Any]:
+    """`torch.result_type` for any mix of ExTensors, NumPy arrays and Python/NumPy scalars."""
+    dims: np.dtype[Any] | None = None
+    zeros: np.dtype[Any] | None = None
+    scalars: np.dtype[Any] | None = None
+    for value in operands:
+        if isinstance(value, (ExTensor, np.ndarray)):
+            dtype = value.dtype
+            if value.ndim:
+                dims = dtype if dims is None else promote_types(dims, dtype)
+            else:
+                zeros = dtype if zeros is None else promote_types(zeros, dtype)
+        elif isinstance(value, _SCALAR_TYPES):
+            dtype = _scalar_dtype(value)
+            scalars = dtype if scalars is None else promote_types(scalars, dtype)
+        else:
+            dtype = ExTensor(value).dtype
+            dims = dtype if dims is None else promote_types(dims, dtype)
+    result = _combine(dims, _combine(zeros, scalars))
+    if result is None:
+        raise ValueError("result_type needs at least one operand")
+    return result
+
+
+def convert(value: Any, dtype: np.dtype[Any]) -> ExTensor:
+    """`value` as an ExTensor of `dtype`; converting a tensor that requires gradients is recorded."""
+    if isinstance(value, ExTensor):
+        if value.dtype == dtype:
+            return value
+        if value.requires_grad and is_floating(dtype):
+            result: ExTensor = dispatch.call("astype", value, dtype)
+            return result
+        return ExTensor._wrap(value.data.astype(dtype))
+    return ExTensor._wrap(np.asarray(value.data if isinstance(value, ExTensor) else value, dtype=dtype))
 
 
 def as_tensor(value: Any, like: ExTensor | None = None) -> ExTensor:
-    """`value` as an ExTensor; Python scalars take the dtype of `like` (as PyTorch does)."""
+    """`value` as an ExTensor; Python scalars take the dtype of `like` when that is of their category
+    or higher (as PyTorch does)."""
     if isinstance(value, ExTensor):
         return value
-    if like is not None and isinstance(value, (int, float, bool)) and is_floating(like.dtype):
-        return ExTensor(np.asarray(value, dtype=like.dtype))
+    if like is not None and isinstance(value, _SCALAR_TYPES):
+        return convert(value, result_type(like, value))
     return ExTensor(value)
 
 
 def as_tensors(a: Any, b: Any) -> tuple[ExTensor, ExTensor]:
-    """Both operands of a binary operation as ExTensors, scalars taking the other's dtype."""
-    ta = a if isinstance(a, ExTensor) else None
-    tb = b if isinstance(b, ExTensor) else None
-    return as_tensor(a, tb), as_tensor(b, ta)
+    """Both operands of a binary operation as ExTensors of their common (PyTorch-promoted) dtype."""
+    if isinstance(a, ExTensor) and isinstance(b, ExTensor) and a.dtype == b.dtype:
+        return a, b
+    dtype = result_type(a, b)
+    return convert(a, dtype), convert(b, dtype)
+
+
+def as_float_tensors(*values: Any) -> list[ExTensor]:
+    """The operands as ExTensors of their common dtype, made floating (default float32) if it is not."""
+    dtype = result_type(*values)
+    if not is_floating(dtype):
+        dtype = DEFAULT_FLOAT
+    return [convert(v, dtype) for v in values]
 
 
 def unbroadcast(gradient: Array, shape: tuple[int, ...]) -> Array:
@@ -51,21 +149,44 @@ def unbroadcast(gradient: Array, shape: tuple[int, ...]) -> Array:
     return gradient.reshape(shape)
 
 
+def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
+    """`axis` as a non-negative index into `ndim` dimensions, or a ValueError naming both."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {axis!r}")
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ValueError(f"{what} {axis} is out of range for a tensor with {ndim} dimensions")
+    return int(axis) % ndim if ndim else 0
+
+
+def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    """The axes an `axis` argument names (all of them for None or an empty sequence, as in PyTorch)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        return (normalize_axis(axis, ndim),)
+    if not isinstance(axis, Sequence):
+        raise TypeError(f"axis must be an int, a sequence of ints or None, got {axis!r}")
+    axes = tuple(normalize_axis(a, ndim) for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {tuple(axis)} names a dimension more than once")
+    return axes if axes else tuple(range(ndim))
+
+
 def record(result: Any, inputs: tuple[ExTensor, ...], backward: Backward) -> ExTensor:
     """Wrap `result` in an ExTensor and, when a tape is recording, record how to differentiate it.
 
     The output requires gradients when a tape is active and any input does; outside a tape (or
     inside `no_grad`) nothing is recorded, and the output is a plain tensor.
     """
-    output = ExTensor(np.asarray(result))
+    output = ExTensor._wrap(result if type(result) is np.ndarray else np.asarray(result))
     tape = active_tape()
-    if tape is not None and any(t.requires_grad for t in inputs) and is_floating(output.dtype):
+    if tape is not None and output._data.dtype.kind == "f" and any(t.requires_grad for t in inputs):
         output.requires_grad = True
-        output._mark_non_leaf()
+        output._is_leaf = False
         tape.record(output, inputs, backward)
     return output
 
 
 def constant(result: Any) -> ExTensor:
     """Wrap the result of a non-differentiable operation (comparisons, argmax)."""
-    return ExTensor(np.asarray(result))
+    return ExTensor._wrap(result if type(result) is np.ndarray else np.asarray(result))

@@ -78,6 +78,17 @@ class ExTensor:
         self._is_leaf = True
         self.requires_grad = bool(requires_grad)
 
+    @classmethod
+    def _wrap(cls, array: Array) -> ExTensor:
+        """A tensor over `array` as is (no conversion, no checks): the fast path for operation results."""
+        tensor = cls.__new__(cls)
+        tensor._data = array
+        tensor._grad = None
+        tensor._slot = None
+        tensor._is_leaf = True
+        tensor.requires_grad = False
+        return tensor
+
     # ------------------------------------------------------------------ storage
     @property
     def data(self) -> Array:
@@ -116,7 +127,9 @@ class ExTensor:
                     f"the assigned gradient must have shape {self._data.shape}, got shape {array.shape}"
                 )
             if array.dtype != self._data.dtype:
-                raise TypeError(f"the assigned gradient must have dtype {self._data.dtype}, got {array.dtype}")
+                raise TypeError(
+                    f"the assigned gradient must have dtype {self._data.dtype}, got {array.dtype}"
+                )
             self._grad = array.copy()
         else:
             _checked_copy(slot.view, value, "the assigned gradient")
@@ -243,7 +256,8 @@ class ExTensor:
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise ValueError(
-                f"the truth value of a tensor with {self._data.size} elements is ambiguous; use any() or all()"
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous; "
+                "use any() or all()"
             )
         return bool(self._data.item())
 

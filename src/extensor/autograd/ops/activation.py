@@ -1,1 +1,154 @@
-"""Activations: relu, sigmoid, tanh, gelu, softmax, log_softmax."""
+"""Activations: relu, sigmoid, tanh, gelu, softmax, log_softmax — each forward beside its backward.
+
+All are numerically stable for any finite input: sigmoid never evaluates exp of a positive
+number, and softmax/log_softmax subtract the row maximum before exponentiating.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from extensor.autograd.function import as_tensor, convert, normalize_axis, record, result_type
+from extensor.core.dispatch import register
+from extensor.core.tensor import Array, ExTensor
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def _float_input(a: Any) -> ExTensor:
+    x = as_tensor(a)
+    if x.dtype.kind != "f":
+        x = convert(x, result_type(x, 1.0))
+    return x
+
+
+@register("relu")
+def relu(a: Any) -> ExTensor:
+    """max(x, 0); the gradient is 1 where x > 0 and 0 elsewhere (0 at x = 0, as in PyTorch)."""
+    x = as_tensor(a)
+    y = np.maximum(x.data, 0)
+
+    def backward(g: Array) -> tuple[Array]:
+        return (g * (y > 0),)
+
+    return record(y, (x,), backward)
+
+
+@register("sigmoid")
+def sigmoid(a: Any) -> ExTensor:
+    """σ(x) = 1 / (1 + e**-x), evaluated as e**min(x,0) / (1 + e**-|x|); σ' = σ(1 - σ)."""
+    x = _float_input(a)
+    xd = x.data
+    e = np.exp(-np.abs(xd))
+    y = np.where(xd >= 0, 1, e) / (1 + e)
+
+    def backward(g: Array) -> tuple[Array]:
+        return (g * y * (1 - y),)
+
+    return record(y, (x,), backward)
+
+
+@register("tanh")
+def tanh(a: Any) -> ExTensor:
+    """Hyperbolic tangent; tanh' = 1 - tanh²."""
+    x = _float_input(a)
+    y = np.tanh(x.data)
+
+    def backward(g: Array) -> tuple[Array]:
+        return (g * (1 - y * y),)
+
+    return record(y, (x,), backward)
+
+
+_erf_ufunc: Callable[[Array], Array] | None = None
+
+
+def _erf(x: Array) -> Array:
+    """The error function, elementwise (a numba ufunc over libm's erf/erff, compiled on first use)."""
+    global _erf_ufunc
+    if _erf_ufunc is None:
+        from numba import vectorize
+
+        @vectorize(["float32(float32)", "float64(float64)"], cache=True)
+        def erf(v: float) -> float:  # pragma: no cover - compiled by numba
+            return math.erf(v)
+
+        _erf_ufunc = erf
+    return _erf_ufunc(x)
+
+
+@register("gelu")
+def gelu(a: Any, approximate: str = "none") -> ExTensor:
+    """Gaussian error linear unit (Hendrycks & Gimpel, 2016, arXiv:1606.08415), as torch.nn.functional.gelu.
+
+    approximate="none":  x Φ(x) = x/2 (1 + erf(x/√2)),   derivative Φ(x) + x φ(x).
+    approximate="tanh":  x/2 (1 + tanh(√(2/π)(x + 0.044715 x³))).
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu's approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = _float_input(a)
+    xd = x.data
+    dtype = xd.dtype.type
+    if approximate == "none":
+        cdf = 0.5 * (1 + _erf(xd * dtype(_INV_SQRT_2)))
+        y = xd * cdf
+
+        def backward(g: Array) -> tuple[Array]:
+            pdf = np.exp(-0.5 * xd * xd) * dtype(_INV_SQRT_2PI)
+            return (g * (cdf + xd * pdf),)
+
+        return record(y, (x,), backward)
+
+    inner = dtype(_SQRT_2_OVER_PI) * (xd + dtype(_GELU_CUBIC) * xd * xd * xd)
+    t = np.tanh(inner)
+    y = 0.5 * xd * (1 + t)
+
+    def backward_tanh(g: Array) -> tuple[Array]:
+        d_inner = dtype(_SQRT_2_OVER_PI) * (1 + dtype(3 * _GELU_CUBIC) * xd * xd)
+        return (g * (0.5 * (1 + t) + 0.5 * xd * (1 - t * t) * d_inner),)
+
+    return record(y, (x,), backward_tanh)
+
+
+def _shifted(xd: Array, axis: int) -> Array:
+    """x minus its maximum along `axis` (so exp never overflows); rows of -inf stay -inf-free nan."""
+    return xd - xd.max(axis=axis, keepdims=True)
+
+
+@register("softmax")
+def softmax(a: Any, axis: int = -1) -> ExTensor:
+    """softmax(x)_i = e**x_i / Σ_j e**x_j along `axis`; backward y ⊙ (g - Σ g ⊙ y)."""
+    x = _float_input(a)
+    ax = normalize_axis(axis, x.ndim)
+    xd = x.data if x.ndim else x.data.reshape(1)
+    e = np.exp(_shifted(xd, ax))
+    y = e / e.sum(axis=ax, keepdims=True)
+
+    def backward(g: Array) -> tuple[Array]:
+        g = g.reshape(y.shape)
+        return ((y * (g - (g * y).sum(axis=ax, keepdims=True))).reshape(x.shape),)
+
+    return record(y.reshape(x.shape), (x,), backward)
+
+
+@register("log_softmax")
+def log_softmax(a: Any, axis: int = -1) -> ExTensor:
+    """log softmax(x) = x - max - log Σ e**(x - max) along `axis`; backward g - softmax ⊙ Σ g."""
+    x = _float_input(a)
+    ax = normalize_axis(axis, x.ndim)
+    xd = x.data if x.ndim else x.data.reshape(1)
+    shifted = _shifted(xd, ax)
+    y = shifted - np.log(np.exp(shifted).sum(axis=ax, keepdims=True))
+
+    def backward(g: Array) -> tuple[Array]:
+        g = g.reshape(y.shape)
+        return ((g - np.exp(y) * g.sum(axis=ax, keepdims=True)).reshape(x.shape),)
+
+    return record(y.reshape(x.shape), (x,), backward)

@@ -69,7 +69,7 @@ def neg(a: Any) -> ExTensor:
 
 
 @register("pow")
-def pow(a: Any, b: Any) -> ExTensor:  # noqa: A001 - the operation's name
+def pow(a: Any, b: Any) -> ExTensor:
     """a ** b with broadcasting; differentiable in both the base and the exponent."""
     x, y = as_tensors(a, b)
     result = np.power(x.data, y.data)
@@ -90,7 +90,9 @@ def matmul(a: Any, b: Any) -> ExTensor:
     """Matrix product with NumPy's rules (1-D operands, batched stacks of matrices)."""
     x, y = as_tensors(a, b)
     if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"matmul needs operands with at least one dimension, got shapes {x.shape} and {y.shape}")
+        raise ValueError(
+            f"matmul needs operands with at least one dimension, got shapes {x.shape} and {y.shape}"
+        )
     inner_x = x.shape[-1]
     inner_y = y.shape[0] if y.ndim == 1 else y.shape[-2]
     if inner_x != inner_y:
