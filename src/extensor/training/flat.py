@@ -1,0 +1,308 @@
+"""Flat buffers: many parameters stored as views of one contiguous array, gradients likewise.
+
+An optimizer packs the parameters of each group (one buffer per dtype) into a `FlatBuffer`:
+one 1-D `data` array, one 1-D `grad` array of the same length, and a boolean `present` flag
+per tensor that plays the part of PyTorch's ``p.grad is not None``. Every ExTensor is rebound
+so that its `.data` and `.grad` are views of those arrays (`ExTensor.bind_storage`). Then a
+whole group is updated by one kernel call, `zero_grad` is one fill or one flag reset, and a
+gradient norm is one reduction per buffer instead of one per tensor.
+
+Invariants:
+
+* Binding copies the tensor's current values in; nothing the tensor held is lost.
+* A tensor belongs to at most one buffer. Binding it to a new buffer marks the old buffer
+  *invalid*: the old optimizer then refuses to step instead of updating stale storage.
+* Assigning ``p.data = x`` / ``p.grad = g`` copies into the views (see `ExTensor`), so the
+  binding survives user code; ``p.grad = None`` only clears the flag.
+
+This module also holds the segment reductions shared by LARS and gradient clipping: sums of
+squares per tensor (a *segment* of the flat buffer), computed in float64 by a parallel numba
+kernel, and `grad_runs`, which turns a list of parameters into as few contiguous gradient
+views as possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from extensor.core.tensor import Array, ExTensor, GradSlot
+
+__all__ = [
+    "FlatBuffer",
+    "grad_runs",
+    "present_runs",
+    "segment_sum_squares",
+    "sum_squares",
+]
+
+#: Element dtypes a flat buffer (and the optimizer kernels) support.
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class FlatBuffer:
+    """One contiguous data array and one gradient array holding a list of same-dtype tensors.
+
+    Tensor ``i`` occupies elements ``offsets[i]:offsets[i + 1]`` of `data` and `grad`;
+    ``present[i]`` says whether its gradient exists. Construction binds every tensor (its
+    values are copied in), taking it away from any buffer it was bound to before; that buffer
+    becomes invalid (see `check_valid`).
+
+    Args:
+        tensors: a non-empty sequence of distinct float32 or float64 ExTensors of one dtype.
+
+    Raises:
+        TypeError: an element is not an ExTensor, or has an unsupported or mixed dtype.
+        ValueError: the sequence is empty or holds the same tensor twice.
+    """
+
+    def __init__(self, tensors: Sequence[ExTensor]) -> None:
+        tensors = list(tensors)
+        if not tensors:
+            raise ValueError("a FlatBuffer needs at least one tensor, got an empty sequence")
+        for position, tensor in enumerate(tensors):
+            if not isinstance(tensor, ExTensor):
+                raise TypeError(
+                    f"FlatBuffer holds ExTensors, element {position} is a {type(tensor).__name__}"
+                )
+        dtype = tensors[0].dtype
+        if dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"flat buffers hold float32 or float64 tensors, got dtype {dtype}")
+        seen: set[int] = set()
+        for position, tensor in enumerate(tensors):
+            if tensor.dtype != dtype:
+                raise TypeError(
+                    f"all tensors of a FlatBuffer must share one dtype: tensor 0 is {dtype}, "
+                    f"tensor {position} is {tensor.dtype}"
+                )
+            if id(tensor) in seen:
+                raise ValueError(f"tensor {position} (shape {tensor.shape}) appears twice in one FlatBuffer")
+            seen.add(id(tensor))
+
+        sizes = np.fromiter((t.size for t in tensors), dtype=np.int64, count=len(tensors))
+        self.offsets: Array = np.zeros(len(tensors) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.offsets[1:])
+        total = int(self.offsets[-1])
+        self.dtype: np.dtype[Any] = dtype
+        self.data: Array = np.empty(total, dtype=dtype)
+        self.grad: Array = np.zeros(total, dtype=dtype)
+        self.present: Array = np.zeros(len(tensors), dtype=np.bool_)
+        self.tensors: list[ExTensor] = tensors
+        self._lost: list[int] = []
+
+        for index, tensor in enumerate(tensors):
+            start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
+            previous = tensor.grad_slot
+            slot = GradSlot(
+                view=self.grad[start:stop].reshape(tensor.shape),
+                present=self.present,
+                index=index,
+                owner=self,
+            )
+            tensor.bind_storage(self.data[start:stop].reshape(tensor.shape), slot)
+            if previous is not None and isinstance(previous.owner, FlatBuffer) and previous.owner is not self:
+                previous.owner._lose(previous.index)
+
+    def __len__(self) -> int:
+        """The number of tensors in the buffer."""
+        return len(self.tensors)
+
+    @property
+    def numel(self) -> int:
+        """The total number of elements."""
+        return int(self.data.size)
+
+    @property
+    def valid(self) -> bool:
+        """False once any of the buffer's tensors has been bound to another buffer."""
+        return not self._lost
+
+    def _lose(self, index: int) -> None:
+        """Record that tensor `index` now lives in another buffer."""
+        self._lost.append(index)
+
+    def check_valid(self) -> None:
+        """Raise RuntimeError if a tensor of this buffer has been taken over by another buffer."""
+        if self._lost:
+            index = self._lost[0]
+            tensor = self.tensors[index]
+            raise RuntimeError(
+                f"parameter {index} of this buffer (shape {tensor.shape}, dtype {tensor.dtype}) is now "
+                "managed by another optimizer, which re-bound its storage; stepping this optimizer would "
+                "update stale storage. Create a new optimizer for these parameters instead."
+            )
+
+    def segment(self, index: int) -> slice:
+        """The slice of `data`/`grad` that tensor `index` occupies."""
+        return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every gradient: reset the presence flags (``set_to_none``) or fill with zeros.
+
+        With ``set_to_none=False`` the gradients that exist become zeros and the absent ones stay
+        absent, as `torch.optim.Optimizer.zero_grad(set_to_none=False)` does.
+        """
+        if set_to_none:
+            self.present.fill(False)
+        else:
+            self.grad.fill(0)
+
+
+def present_runs(present: Array) -> list[tuple[int, int]]:
+    """Maximal runs ``[start, stop)`` of consecutive True entries of the boolean array `present`."""
+    if present.size == 0:
+        return []
+    if present.all():
+        return [(0, int(present.size))]
+    padded = np.concatenate(([False], present, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2], strict=True)]
+
+
+def grad_runs(parameters: Iterable[ExTensor]) -> list[Array]:
+    """The existing gradients of `parameters` as few 1-D arrays, views wherever possible.
+
+    Consecutive parameters that are consecutive tensors of the same FlatBuffer and all have a
+    gradient contribute ONE view spanning their gradients, so a reduction over the returned list
+    (a global gradient norm, a clip) touches each buffer once in the common case. A parameter
+    that is not bound to a buffer contributes its own ``.grad`` (flattened; a view since the
+    gradients ExTensor stores are contiguous). Parameters without a gradient contribute nothing.
+    Writing into the returned arrays writes into the gradients.
+    """
+    runs: list[Array] = []
+    owner: FlatBuffer | None = None
+    first = stop = 0
+
+    for parameter in parameters:
+        if not isinstance(parameter, ExTensor):
+            raise TypeError(f"grad_runs expects ExTensors, got a {type(parameter).__name__}")
+        slot = parameter.grad_slot
+        if slot is not None and isinstance(slot.owner, FlatBuffer):
+            if not slot.present[slot.index]:
+                continue
+            if slot.owner is owner and slot.index == stop:
+                stop += 1
+                continue
+            if owner is not None:
+                runs.append(owner.grad[owner.offsets[first] : owner.offsets[stop]])
+            owner, first, stop = slot.owner, slot.index, slot.index + 1
+            continue
+        gradient = parameter.grad
+        if gradient is not None:
+            if owner is not None:
+                runs.append(owner.grad[owner.offsets[first] : owner.offsets[stop]])
+                owner = None
+            runs.append(gradient.reshape(-1))
+    if owner is not None:
+        runs.append(owner.grad[owner.offsets[first] : owner.offsets[stop]])
+    return runs
+
+
+# ---------------------------------------------------------------------------------- reductions
+#: Reductions may reassociate their sums (so LLVM vectorises them); the order is then fixed at
+#: compile time, so results stay deterministic. The optimizer kernels never use this.
+_REDUCTION_MATH = {"reassoc", "contract"}
+
+
+@njit(cache=True, fastmath=_REDUCTION_MATH)
+def _sum_squares_between(values: Array, start: int, stop: int) -> float:
+    """Sum of ``values[start:stop] ** 2``, accumulated in float64."""
+    total = 0.0
+    for i in range(start, stop):
+        x = np.float64(values[i])
+        total += x * x
+    return total
+
+
+@njit(parallel=True, cache=True, fastmath=_REDUCTION_MATH)
+def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chunks: int) -> None:
+    """out[s] = sum of squares of values[offsets[s]:offsets[s+1]], in parallel over equal chunks.
+
+    The flat array is cut into `n_chunks` equal chunks regardless of segment boundaries, so one
+    huge tensor and a thousand tiny ones parallelise equally well. A segment lying inside one
+    chunk is written directly by that chunk; at most two segments per chunk straddle its edges,
+    and their partial sums are added serially afterwards (in chunk order: deterministic).
+    """
+    total = values.size
+    n_segments = offsets.size - 1
+    partial_value = np.zeros((n_chunks, 2), dtype=np.float64)
+    partial_segment = np.full((n_chunks, 2), -1, dtype=np.int64)
+    out[:] = 0.0
+    for chunk in prange(n_chunks):
+        lo = total * chunk // n_chunks
+        hi = total * (chunk + 1) // n_chunks
+        if lo == hi:
+            continue
+        segment = np.searchsorted(offsets, lo, side="right") - 1
+        slot = 0
+        position = lo
+        while position < hi and segment < n_segments:
+            seg_start = offsets[segment]
+            seg_stop = offsets[segment + 1]
+            stop = min(seg_stop, hi)
+            if stop > position:
+                value = _sum_squares_between(values, position, stop)
+                if seg_start >= lo and seg_stop <= hi:
+                    out[segment] = value
+                else:
+                    partial_value[chunk, slot] = value
+                    partial_segment[chunk, slot] = segment
+                    slot += 1
+            position = max(position, stop)
+            segment += 1
+    for chunk in range(n_chunks):
+        for slot in range(2):
+            segment = partial_segment[chunk, slot]
+            if segment >= 0:
+                out[segment] += partial_value[chunk, slot]
+
+
+def _chunk_count(size: int) -> int:
+    """Enough chunks to keep every thread busy, few enough that tiny arrays stay serial."""
+    if size < 1 << 15:
+        return 1
+    return min(4 * numba.get_num_threads(), size >> 14)
+
+
+def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None) -> Array:
+    """Per-segment sums of squares: ``out[s] = sum(values[offsets[s]:offsets[s+1]] ** 2)``.
+
+    Accumulates in float64 whatever the dtype of `values` (float32 or float64), in parallel;
+    the result is deterministic for a given thread count. Used for per-tensor norms (LARS) over
+    a flat buffer: pass ``buffer.data`` or ``buffer.grad`` with ``buffer.offsets``.
+
+    Args:
+        values: a contiguous 1-D float32 or float64 array.
+        offsets: int64 array of segment boundaries, non-decreasing, ``offsets[0] == 0`` and
+            ``offsets[-1] == values.size``.
+        out: optional float64 array of ``len(offsets) - 1`` elements to write into.
+    """
+    if values.ndim != 1 or values.dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"values must be a 1-D float32/float64 array, got {values.ndim}-D {values.dtype}")
+    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != values.size:
+        raise ValueError(
+            f"offsets must be a 1-D array from 0 to values.size={values.size}, got {offsets!r}"
+        )
+    count = offsets.size - 1
+    if out is None:
+        out = np.empty(count, dtype=np.float64)
+    elif out.shape != (count,) or out.dtype != np.float64:
+        raise ValueError(f"out must be a float64 array of shape ({count},), got {out.dtype} {out.shape}")
+    _segment_sum_squares_kernel(
+        np.ascontiguousarray(values), offsets.astype(np.int64, copy=False), out, _chunk_count(values.size)
+    )
+    return out
+
+
+
+
+def sum_squares(values: Array) -> float:
+    """The sum of squares of a 1-D float32/float64 array, accumulated in float64, in parallel."""
+    if values.ndim != 1:
+        raise ValueError(f"sum_squares takes a 1-D array, got shape {values.shape}")
+    offsets = np.array([0, values.size], dtype=np.int64)
+    return float(segment_sum_squares(values, offsets)[0])
