@@ -1,9 +1,66 @@
 """extensor: a NumPy deep-learning training library whose optimizers are fused kernels over flat buffers."""
 
 from extensor import autograd
-from extensor.autograd import Tape, no_grad
-from extensor.core import ExTensor
+from extensor.autograd import Tape, gradcheck, no_grad
+from extensor.autograd.ops.elementwise import maximum, minimum, where
+from extensor.core import (
+    ExTensor,
+    arange,
+    cat,
+    concatenate,
+    default_generator,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randn,
+    randn_like,
+    set_rng_state,
+    stack,
+    tensor,
+    zeros,
+    zeros_like,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["ExTensor", "Tape", "__version__", "autograd", "no_grad"]
+__all__ = [
+    "ExTensor",
+    "Tape",
+    "__version__",
+    "arange",
+    "autograd",
+    "cat",
+    "concatenate",
+    "default_generator",
+    "from_dlpack",
+    "from_numpy",
+    "full",
+    "full_like",
+    "get_rng_state",
+    "gradcheck",
+    "initial_seed",
+    "manual_seed",
+    "maximum",
+    "minimum",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randn",
+    "randn_like",
+    "set_rng_state",
+    "stack",
+    "tensor",
+    "where",
+    "zeros",
+    "zeros_like",
+]
