@@ -1,0 +1,315 @@
+"""Checkpoint files: exact round trips, atomic writes, rotation, and refusal of damaged or mismatched files
+with nothing changed."""
+
+from __future__ import annotations
+
+import copy
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from extensor.core import random as xrandom
+from extensor.training.checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    atomic_write_bytes,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+
+class Holder:
+    """A minimal stateful object: `state_dict()` returns a deep copy of what it holds."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.loads = 0
+
+    def state_dict(self) -> Any:
+        return copy.deepcopy(self.state)
+
+    def load_state_dict(self, state: Any) -> None:
+        self.loads += 1
+        self.state = copy.deepcopy(state)
+
+
+class Refuses(Holder):
+    """Accepts the checkpoint's structure but refuses in its own load_state_dict."""
+
+    def load_state_dict(self, state: Any) -> None:
+        raise ValueError("refused on purpose")
+
+
+def assert_same(a: Any, b: Any) -> None:
+    """Structural equality with arrays compared byte for byte (dtype, shape, NaN payloads)."""
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+    elif isinstance(a, np.generic):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
+def optimizer_like_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A state dict shaped like torch's optimizers' (int keys, 0-d step, tuples, None)."""
+    return {
+        "state": {
+            0: {"step": np.array(3.0, np.float32), "exp_avg": rng.standard_normal((3, 4)).astype(np.float32)},
+            2: {"step": np.array(3.0, np.float32), "exp_avg": rng.standard_normal(5)},
+        },
+        "param_groups": [
+            {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False, "foreach": None,
+             "params": [0, 1]},
+            {"lr": 0.1, "betas": (0.5, 0.9), "eps": 1e-6, "amsgrad": True, "foreach": None, "params": [2]},
+        ],
+    }
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    special = np.array([np.nan, -0.0, np.inf, -np.inf, 1e-45], np.float32)
+    special.view(np.uint32)[0] = 0x7FC0_1234  # a NaN with a payload must survive bit for bit
+    model_state = {
+        "conv.weight": rng.standard_normal((6, 1, 3, 3)).astype(np.float32),
+        "bn.num_batches_tracked": np.array(7, np.int64),
+        "half": rng.standard_normal(4).astype(np.float16),
+        "mask": np.array([True, False]),
+        "special": special,
+        "empty": np.zeros((0, 3)),
+        "bytes": np.arange(5, dtype=np.uint8),
+    }
+    optimizer_state = optimizer_like_state(rng)
+    extra = {"epoch": 3, "history": [1.5, float("nan"), float("inf")], "name": "run", "none": None,
+             "nested": {"a": [1, (2, 3)], "scalar": np.float64(2.5)}}
+    xrandom.manual_seed(123)
+    path = save_checkpoint(
+        tmp_path / "c.safetensors", model=Holder(model_state), optimizer=Holder(optimizer_state),
+        scheduler=Holder({"last_epoch": 5, "base_lrs": [0.1, 0.2]}), extra=extra,
+    )
+    expected_rng = xrandom.default_generator().random(3)
+
+    model = Holder({key: np.zeros_like(value) for key, value in model_state.items()})
+    optimizer, scheduler = Holder(None), Holder(None)
+    xrandom.manual_seed(999)
+    meta = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    assert_same(model.state, model_state)
+    assert_same(optimizer.state, optimizer_state)
+    assert scheduler.state == {"last_epoch": 5, "base_lrs": [0.1, 0.2]}
+    assert_same(meta["extra"], extra)
+    assert meta["classes"] == {"model": "Holder", "optimizer": "Holder", "scheduler": "Holder"}
+    assert meta["version"]
+    np.testing.assert_array_equal(xrandom.default_generator().random(3), expected_rng)
+    for value in model.state.values():
+        assert value.flags.writeable  # loaded arrays are ordinary, writable arrays
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    arrays=st.dictionaries(
+        st.text(alphabet="abc./_", min_size=1, max_size=6),
+        hnp.arrays(
+            dtype=st.sampled_from([np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint16,
+                                   np.bool_]),
+            shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+        ),
+        max_size=5,
+    )
+)
+def test_any_arrays_round_trip_bit_exactly(tmp_path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path = save_checkpoint(tmp_path / "h.safetensors", model=Holder(arrays), save_rng=False)
+    loaded = read_checkpoint(path).model
+    assert_same(loaded, arrays)
+
+
+def test_unsupported_values_raise_before_writing(tmp_path: Path) -> None:
+    target = tmp_path / "c.safetensors"
+    save_checkpoint(target, extra={"ok": 1}, save_rng=False)
+    before = target.read_bytes()
+    with pytest.raises(CheckpointError, match=r"type object at extra/bad/0"):
+        save_checkpoint(target, extra={"bad": [object()]})
+    with pytest.raises(CheckpointError, match="key"):
+        save_checkpoint(target, extra={"bad": {(1, 2): 3}})
+    with pytest.raises(CheckpointError, match="complex128"):
+        save_checkpoint(target, extra={"z": np.zeros(2, np.complex128)})
+    with pytest.raises(CheckpointError, match="must be a dict"):
+        save_checkpoint(target, extra=[1, 2])  # type: ignore[arg-type]
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["c.safetensors"]
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.bin"
+    atomic_write_bytes(target, b"first")
+    atomic_write_bytes(target, b"second, longer")
+    assert target.read_bytes() == b"second, longer"
+    assert os.listdir(tmp_path / "sub") == ["file.bin"]
+
+
+def test_atomic_write_failure_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"good")
+
+    def broken_replace(src: Any, dst: Any) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk on fire"):
+        atomic_write_bytes(target, b"bad")
+    assert target.read_bytes() == b"good"
+    assert os.listdir(tmp_path) == ["file.bin"]
+
+
+@pytest.fixture()
+def saved(tmp_path: Path) -> tuple[Path, bytes]:
+    rng = np.random.default_rng(1)
+    path = save_checkpoint(
+        tmp_path / "c.safetensors",
+        model=Holder({"w": rng.standard_normal((4, 3)), "b": rng.standard_normal(3).astype(np.float32)}),
+        optimizer=Holder(optimizer_like_state(rng)),
+        extra={"epoch": 2, "lr": 1e-3},
+    )
+    return path, path.read_bytes()
+
+
+def _untouched_targets() -> tuple[Holder, Holder]:
+    return Holder({"w": np.zeros((4, 3))}), Holder({"untouched": True})
+
+
+def test_truncated_files_are_refused_and_nothing_changes(saved: tuple[Path, bytes], tmp_path: Path) -> None:
+    _, data = saved
+    damaged = tmp_path / "t.safetensors"
+    header = 8 + struct.unpack("<Q", data[:8])[0]
+    for length in sorted({0, 4, 8, 9, header // 2, header - 1, header, header + 1, len(data) - 1}):
+        damaged.write_bytes(data[:length])
+        model, optimizer = _untouched_targets()
+        with pytest.raises(CheckpointError, match=r"truncated|corrupted"):
+            load_checkpoint(damaged, model=model, optimizer=optimizer)
+        assert model.loads == 0 and optimizer.loads == 0
+        assert model.state["w"].sum() == 0 and optimizer.state == {"untouched": True}
+
+
+def test_trailing_bytes_are_refused(saved: tuple[Path, bytes], tmp_path: Path) -> None:
+    damaged = tmp_path / "t.safetensors"
+    damaged.write_bytes(saved[1] + b"\0")
+    with pytest.raises(CheckpointError, match="trailing"):
+        read_checkpoint(damaged)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255))
+def test_any_flipped_byte_is_caught_or_harmless(saved: tuple[Path, bytes], tmp_path: Path,
+                                               position: float, flip: int) -> None:
+    path, data = saved
+    original = read_checkpoint(path)
+    index = int(position * len(data))
+    damaged = bytearray(data)
+    damaged[index] ^= flip
+    target = tmp_path / "flipped.safetensors"
+    target.write_bytes(bytes(damaged))
+    model, optimizer = _untouched_targets()
+    try:
+        loaded = read_checkpoint(target)
+    except CheckpointError:
+        with pytest.raises(CheckpointError):
+            load_checkpoint(target, model=model, optimizer=optimizer)
+        assert model.loads == 0 and optimizer.loads == 0
+        return
+    # A flip that still decodes must denote exactly the same contents (e.g. "1e-08" -> "1E-08").
+    assert_same(loaded.model, original.model)
+    assert_same(loaded.optimizer, original.optimizer)
+    assert_same(loaded.extra, original.extra)
+
+
+def test_missing_folder_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_checkpoint(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        read_checkpoint(tmp_path)
+    from safetensors.numpy import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"x": np.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not an extensor checkpoint"):
+        read_checkpoint(foreign)
+
+
+def test_missing_components_are_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.safetensors", model=Holder({"w": np.zeros(2)}))
+    target = Holder({"w": np.ones(2)})
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        load_checkpoint(path, model=target, optimizer=Holder({}))
+    with pytest.raises(CheckpointError, match="no scheduler state"):
+        load_checkpoint(path, model=target, scheduler=Holder({}))
+    assert target.loads == 0
+
+
+def test_model_shape_dtype_and_key_mismatch_is_refused(saved: tuple[Path, bytes]) -> None:
+    path, _ = saved
+    cases = {
+        "shape": {"w": np.zeros((3, 4)), "b": np.zeros(3, np.float32)},
+        "dtype": {"w": np.zeros((4, 3)), "b": np.zeros(3, np.float64)},
+        "missing": {"w": np.zeros((4, 3)), "b": np.zeros(3, np.float32), "extra": np.zeros(1)},
+        "unexpected": {"w": np.zeros((4, 3))},
+    }
+    for expected, state in cases.items():
+        target = Holder(state)
+        with pytest.raises(CheckpointError, match=expected):
+            load_checkpoint(path, model=target)
+        assert target.loads == 0
+
+
+def test_rollback_when_a_later_load_state_dict_refuses(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "r.safetensors", model=Holder({"w": np.zeros((4, 3))}),
+                           optimizer=Refuses({"state": {}, "param_groups": []}))
+    model = Holder({"w": np.full((4, 3), 7.0)})
+    optimizer = Refuses({"untouched": True})
+    xrandom.manual_seed(5)
+    rng_before = xrandom.get_rng_state()
+    with pytest.raises(CheckpointError, match="refused on purpose"):
+        load_checkpoint(path, model=model, optimizer=optimizer)
+    # The model was loaded first and then restored from its snapshot.
+    assert model.loads == 2
+    np.testing.assert_array_equal(model.state["w"], 7.0)
+    assert xrandom.get_rng_state() == rng_before
+
+
+def test_manager_keeps_the_newest(tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    manager = CheckpointManager(folder, keep_last=2)
+    assert manager.latest() is None
+    for step in (10, 5, 30, 20):
+        manager.save(step, extra={"step": step}, save_rng=False)
+    names = [p.name for p in manager.checkpoints()]
+    assert names == ["checkpoint-00000020.safetensors", "checkpoint-00000030.safetensors"]
+    assert manager.latest() == folder / "checkpoint-00000030.safetensors"
+    assert read_checkpoint(manager.latest()).extra == {"step": 30}
+    manager.save(30, extra={"step": 31}, save_rng=False)  # same step: replaced atomically
+    assert read_checkpoint(manager.latest()).extra == {"step": 31}
+    leftover = folder / ".checkpoint-00000040.safetensors.abc.tmp"
+    leftover.write_bytes(b"half")
+    CheckpointManager(folder, keep_last=2)
+    assert not leftover.exists()
+    with pytest.raises(ValueError, match="keep_last"):
+        CheckpointManager(folder, keep_last=0)
+    with pytest.raises(ValueError, match="step"):
+        manager.path_for(-1)
