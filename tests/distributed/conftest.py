@@ -16,19 +16,11 @@ import pytest
 
 pytest.importorskip("mpi4py", reason="the distributed tests need the `mpi` extra (mpi4py + mpich)")
 
-from extensor.distributed.launch import run
+from extensor.distributed.launch import describe, run
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
 RunMPI = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def describe(result: subprocess.CompletedProcess[str]) -> str:
-    """The command, exit code and output of a finished job, for assertion messages."""
-    return (
-        f"command: {' '.join(result.args)}\nexit code: {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-    )
 
 
 @pytest.fixture

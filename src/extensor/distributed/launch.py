@@ -109,3 +109,11 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
     """Kill the process group `process` leads (it was started in a new session)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    """The command, exit code and output of a finished job, for error messages."""
+    return (
+        f"command: {' '.join(result.args)}\nexit code: {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    )
