@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from extensor.autograd.tape import Backward, active_tape
+from extensor.autograd.tape import Backward, active_tapes
 from extensor.core import dispatch
 from extensor.core.dtypes import DEFAULT_FLOAT, int64, is_floating
 from extensor.core.tensor import Array, ExTensor
@@ -175,15 +175,20 @@ def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ..
 def record(result: Any, inputs: tuple[ExTensor, ...], backward: Backward) -> ExTensor:
     """Wrap `result` in an ExTensor and, when a tape is recording, record how to differentiate it.
 
-    The output requires gradients when a tape is active and any input does; outside a tape (or
+    The output requires gradients when a tape is active, the output is floating and any input
+    requires gradients; it is then recorded on every active tape (they nest). Outside a tape (or
     inside `no_grad`) nothing is recorded, and the output is a plain tensor.
     """
     output = ExTensor._wrap(result if type(result) is np.ndarray else np.asarray(result))
-    tape = active_tape()
-    if tape is not None and output._data.dtype.kind == "f" and any(t.requires_grad for t in inputs):
-        output.requires_grad = True
-        output._is_leaf = False
-        tape.record(output, inputs, backward)
+    tapes = active_tapes()
+    if tapes and output._data.dtype.kind == "f":
+        for t in inputs:
+            if t.requires_grad:
+                output.requires_grad = True
+                output._is_leaf = False
+                for tape in tapes:
+                    tape.record(output, inputs, backward)
+                break
     return output
 
 

@@ -49,8 +49,9 @@ class Tape:
             loss = criterion(model(x), y)
         grads = tape.backward(loss)
 
-    Tapes nest: operations are recorded on the innermost active tape. A tape can run
-    `backward` once; it then releases its recorded graph.
+    Tapes nest: an operation is recorded on every active tape, so an outer tape sees the whole
+    computation and an inner one only what ran inside it. A tape can run `backward` once; it then
+    releases its recorded graph (and raises if asked again).
     """
 
     def __init__(self) -> None:
@@ -121,13 +122,29 @@ class Tape:
         self._nodes = []
         self._consumed = True
         result: dict[ExTensor, Array] = {}
+        returned: set[int] = set()
         for key, leaf in leaves.items():
             gradient = np.asarray(grads[key], dtype=leaf.dtype)
             if gradient.shape != leaf.shape:
-                gradient = np.broadcast_to(gradient, leaf.shape).copy()
+                gradient = np.broadcast_to(gradient, leaf.shape)
+            # An op may hand one array (or views of it) to several inputs (add, reshape) or a
+            # read-only broadcast view (sum): copy those, so each returned gradient owns its memory.
+            root = _memory_owner(gradient)
+            if not gradient.flags.writeable or id(root) in returned:
+                gradient = gradient.copy()
+                root = gradient
+            returned.add(id(root))
             leaf.accumulate_grad(gradient)
             result[leaf] = gradient
         return result
+
+
+def _memory_owner(array: Array) -> Any:
+    """The object that owns the memory `array` views (the array itself when it owns it)."""
+    owner: Any = array
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return owner
 
 
 def _seed_gradient(loss: ExTensor, grad: Any) -> Array:
@@ -149,6 +166,11 @@ def active_tape() -> Tape | None:
     if not _state.grad_enabled or not _state.tapes:
         return None
     return _state.tapes[-1]
+
+
+def active_tapes() -> list[Tape]:
+    """Every active tape, outermost first (empty when none is active or gradients are disabled)."""
+    return _state.tapes if _state.grad_enabled else []
 
 
 def is_grad_enabled() -> bool:

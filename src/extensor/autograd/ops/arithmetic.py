@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from extensor.autograd.function import as_tensor, as_tensors, record, unbroadcast
+from extensor.autograd.function import as_float_tensors, as_tensor, as_tensors, record, unbroadcast
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
@@ -16,8 +16,11 @@ def add(a: Any, b: Any) -> ExTensor:
     """a + b with broadcasting."""
     x, y = as_tensors(a, b)
 
-    def backward(g: Array) -> tuple[Array, Array]:
-        return unbroadcast(g, x.shape), unbroadcast(g, y.shape)
+    def backward(g: Array) -> tuple[Array | None, Array | None]:
+        return (
+            unbroadcast(g, x.shape) if x.requires_grad else None,
+            unbroadcast(g, y.shape) if y.requires_grad else None,
+        )
 
     return record(x.data + y.data, (x, y), backward)
 
@@ -27,8 +30,11 @@ def sub(a: Any, b: Any) -> ExTensor:
     """a - b with broadcasting."""
     x, y = as_tensors(a, b)
 
-    def backward(g: Array) -> tuple[Array, Array]:
-        return unbroadcast(g, x.shape), unbroadcast(-g, y.shape)
+    def backward(g: Array) -> tuple[Array | None, Array | None]:
+        return (
+            unbroadcast(g, x.shape) if x.requires_grad else None,
+            unbroadcast(-g, y.shape) if y.requires_grad else None,
+        )
 
     return record(x.data - y.data, (x, y), backward)
 
@@ -38,21 +44,29 @@ def mul(a: Any, b: Any) -> ExTensor:
     """a * b with broadcasting."""
     x, y = as_tensors(a, b)
 
-    def backward(g: Array) -> tuple[Array, Array]:
-        return unbroadcast(g * y.data, x.shape), unbroadcast(g * x.data, y.shape)
+    def backward(g: Array) -> tuple[Array | None, Array | None]:
+        return (
+            unbroadcast(g * y.data, x.shape) if x.requires_grad else None,
+            unbroadcast(g * x.data, y.shape) if y.requires_grad else None,
+        )
 
     return record(x.data * y.data, (x, y), backward)
 
 
 @register("div")
 def div(a: Any, b: Any) -> ExTensor:
-    """a / b with broadcasting."""
+    """a / b with broadcasting; true division, so integer operands give float32 (as in PyTorch)."""
     x, y = as_tensors(a, b)
-    quotient = x.data / y.data
+    if x.dtype.kind != "f":
+        x, y = as_float_tensors(x, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quotient = x.data / y.data
 
-    def backward(g: Array) -> tuple[Array, Array]:
-        g_over_y = g / y.data
-        return unbroadcast(g_over_y, x.shape), unbroadcast(-g_over_y * quotient, y.shape)
+    def backward(g: Array) -> tuple[Array | None, Array | None]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_over_y = g / y.data
+            gy = unbroadcast(-g_over_y * quotient, y.shape) if y.requires_grad else None
+        return unbroadcast(g_over_y, x.shape), gy
 
     return record(quotient, (x, y), backward)
 
@@ -70,17 +84,26 @@ def neg(a: Any) -> ExTensor:
 
 @register("pow")
 def pow(a: Any, b: Any) -> ExTensor:
-    """a ** b with broadcasting; differentiable in both the base and the exponent."""
-    x, y = as_tensors(a, b)
-    result = np.power(x.data, y.data)
+    """a ** b with broadcasting; differentiable in both the base and the exponent.
 
-    def backward(g: Array) -> tuple[Array, Array | None]:
-        dx = unbroadcast(g * y.data * np.power(x.data, y.data - 1), x.shape)
-        if not y.requires_grad:
-            return dx, None
+    As PyTorch: d/da = b a**(b-1), taken as 0 where b == 0; d/db = a**b log(a), taken as 0 where
+    a == 0 and b >= 0 (and NaN for a negative base).
+    """
+    x, y = as_tensors(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = np.power(x.data, y.data)
+
+    def backward(g: Array) -> tuple[Array | None, Array | None]:
+        xd, yd = x.data, y.data
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_x = np.where(x.data > 0, np.log(np.where(x.data > 0, x.data, 1)), 0)
-        return dx, unbroadcast(g * result * log_x, y.shape)
+            dx = None
+            if x.requires_grad:
+                dx = unbroadcast(np.where(yd == 0, 0, g * yd * np.power(xd, yd - 1)).astype(g.dtype), x.shape)
+            dy = None
+            if y.requires_grad:
+                dy_full = np.where((xd == 0) & (yd >= 0), 0, g * result * np.log(xd)).astype(g.dtype)
+                dy = unbroadcast(dy_full, y.shape)
+        return dx, dy
 
     return record(result, (x, y), backward)
 
@@ -100,8 +123,10 @@ def matmul(a: Any, b: Any) -> ExTensor:
             f"matmul shape mismatch: {x.shape} @ {y.shape} (inner dimensions {inner_x} and {inner_y} differ)"
         )
 
-    def backward(g: Array) -> tuple[Array, Array]:
+    def backward(g: Array) -> tuple[Array | None, Array | None]:
         xd, yd = x.data, y.data
+        if xd.ndim == 1 and yd.ndim == 1:  # a dot product: g is a scalar
+            return (g * yd if x.requires_grad else None, g * xd if y.requires_grad else None)
         # Promote 1-D operands to matrices so one formula serves every case.
         x2 = xd[None, :] if xd.ndim == 1 else xd
         y2 = yd[:, None] if yd.ndim == 1 else yd
@@ -110,12 +135,13 @@ def matmul(a: Any, b: Any) -> ExTensor:
             g2 = np.expand_dims(g2, -2)
         if yd.ndim == 1:
             g2 = np.expand_dims(g2, -1)
-        dx = g2 @ np.swapaxes(y2, -1, -2)
-        dy = np.swapaxes(x2, -1, -2) @ g2
-        if xd.ndim == 1:
-            dx = dx.squeeze(-2)
-        if yd.ndim == 1:
-            dy = dy.squeeze(-1)
-        return unbroadcast(dx, x.shape), unbroadcast(dy, y.shape)
+        dx = dy = None
+        if x.requires_grad:
+            dx = g2 @ np.swapaxes(y2, -1, -2)
+            dx = unbroadcast(dx.squeeze(-2) if xd.ndim == 1 else dx, x.shape)
+        if y.requires_grad:
+            dy = np.swapaxes(x2, -1, -2) @ g2
+            dy = unbroadcast(dy.squeeze(-1) if yd.ndim == 1 else dy, y.shape)
+        return dx, dy
 
     return record(x.data @ y.data, (x, y), backward)
