@@ -86,6 +86,7 @@ class TensorDataset(Dataset):
 
     Raises:
         ValueError: no tensors, a zero-dimensional one, or first dimensions that differ.
+        TypeError: a tensor whose dtype is not bool, integer or floating point.
     """
 
     def __init__(self, *tensors: Any) -> None:
@@ -93,6 +94,11 @@ class TensorDataset(Dataset):
             raise ValueError("TensorDataset needs at least one tensor")
         arrays = tuple(t.data if isinstance(t, ExTensor) else to_array(t) for t in tensors)
         for position, array in enumerate(arrays):
+            if array.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"TensorDataset tensor {position} has dtype {array.dtype}; expected bool, integer or "
+                    "floating point"
+                )
             if array.ndim == 0:
                 raise ValueError(
                     f"TensorDataset tensor {position} is zero-dimensional; every tensor needs a first "

@@ -38,10 +38,15 @@ def _split_lengths(lengths: Sequence[Any], total: int) -> list[int]:
                     f"split {position} of random_split is empty (length 0)", UserWarning, stacklevel=3
                 )
         return counts
+    if math.isclose(sum(lengths), 1):
+        raise ValueError(
+            f"fractions {list(lengths)} sum to {sum(lengths)!r}, more than 1; as in PyTorch, fractions must "
+            "sum to 1 without exceeding it"
+        )
     counts = []
     for position, value in enumerate(lengths):
         if not isinstance(value, (int, np.integer)):
-            raise TypeError(
+            raise ValueError(
                 f"lengths that do not sum to 1 must be integers, got {value!r} at index {position}"
             )
         if value < 0:
@@ -70,7 +75,8 @@ def random_split(
     Raises:
         TypeError: a length that is neither an integer nor a fraction, a bad generator or seed.
         ValueError: counts that do not sum to `len(dataset)`, a negative count, a fraction outside
-            [0, 1], or both `generator` and `seed`.
+            [0, 1], fractions whose sum exceeds 1 by rounding (PyTorch refuses them too), a
+            non-integral length when they do not sum to 1, or both `generator` and `seed`.
     """
     check_dataset(dataset)
     if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence) or len(lengths) == 0:
