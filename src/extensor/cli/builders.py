@@ -1,0 +1,279 @@
+"""From settings to objects: the datasets, the optimizer and the learning-rate schedule of a run.
+
+The recommended learning rates live here too: they are what `extensor train` and `extensor compare`
+use when `--lr` is not given (tuned for the built-in models on Digits; see `RECOMMENDED_LR`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from extensor.cli.config import ConfigError
+from extensor.data import Dataset
+
+#: Learning rate used when `--lr` is not given (per optimizer; "sgd-momentum" is SGD with momentum 0.9).
+RECOMMENDED_LR: dict[str, float] = {
+    "sgd": 0.1,
+    "sgd-momentum": 0.03,
+    "adam": 3e-3,
+    "adamw": 3e-3,
+    "rmsprop": 1e-3,
+    "lars": 0.3,
+}
+
+#: Each optimizer's class name in `extensor.training.optimizers` and the settings it accepts.
+_OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sgd": ("SGD", ("momentum", "weight_decay", "nesterov", "dampening", "maximize")),
+    "adam": ("Adam", ("betas", "eps", "weight_decay", "amsgrad", "maximize")),
+    "adamw": ("AdamW", ("betas", "eps", "weight_decay", "amsgrad", "maximize")),
+    "rmsprop": ("RMSprop", ("alpha", "eps", "momentum", "weight_decay", "centered", "maximize")),
+    "lars": (
+        "LARS",
+        ("momentum", "weight_decay", "trust_coefficient", "nesterov", "dampening", "eps", "trust_clip"),
+    ),
+}
+_HYPERPARAMETERS = (
+    "momentum",
+    "betas",
+    "eps",
+    "weight_decay",
+    "nesterov",
+    "dampening",
+    "alpha",
+    "centered",
+    "amsgrad",
+    "maximize",
+    "trust_coefficient",
+    "trust_clip",
+)
+
+
+@dataclass
+class Data:
+    """The train and test splits of a dataset, with the shape of one sample and the class count."""
+
+    name: str
+    train: Dataset
+    test: Dataset
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+def load_data(spec: str, seed: int = 0) -> Data:
+    """The dataset named by `spec`: ``digits``, ``spirals`` or ``idx:PATH`` (a folder of MNIST IDX files)."""
+    from extensor.data.datasets import MNIST, Digits, Spirals
+
+    train: Any
+    test: Any
+    if spec == "digits":
+        train, test = Digits(train=True), Digits(train=False)
+    elif spec == "spirals":
+        train = Spirals(n_samples=900, n_classes=3, seed=seed, train=True)
+        test = Spirals(n_samples=300, n_classes=3, seed=seed, train=False)
+    elif spec.startswith("idx:"):
+        folder = Path(spec[4:]).expanduser()
+        if not spec[4:]:
+            raise ConfigError("--dataset idx:PATH needs a folder after 'idx:'")
+        if not folder.exists():
+            raise ConfigError(f"dataset folder {str(folder)!r} does not exist")
+        if not folder.is_dir():
+            raise ConfigError(f"dataset path {str(folder)!r} is not a folder of IDX files")
+        try:
+            train, test = MNIST(folder, train=True), MNIST(folder, train=False)
+        except FileNotFoundError as error:
+            raise ConfigError(str(error)) from None
+    else:
+        raise ConfigError(f"unknown dataset {spec!r}; expected digits, spirals or idx:PATH")
+    sample, _ = train[0]
+    classes = getattr(train, "classes", None)
+    num_classes = len(classes) if classes else int(max(train.targets.max(), test.targets.max())) + 1
+    return Data(spec, train, test, tuple(sample.shape), num_classes)
+
+
+def optimizer_kind(settings: Mapping[str, Any]) -> str:
+    """The key of `RECOMMENDED_LR` for these settings ("sgd-momentum" for SGD with momentum > 0)."""
+    name = str(settings["optimizer"])
+    if name == "sgd" and (settings.get("momentum") or 0.0) > 0:
+        return "sgd-momentum"
+    return name
+
+
+def resolved_lr(settings: Mapping[str, Any]) -> float:
+    """`settings["lr"]`, or the recommended lr of the chosen optimizer when it is None."""
+    lr = settings.get("lr")
+    return float(lr) if lr is not None else RECOMMENDED_LR[optimizer_kind(settings)]
+
+
+def build_optimizer(settings: Mapping[str, Any], parameters: Sequence[Any]) -> Any:
+    """The optimizer the settings name, over `parameters`; hyperparameters left None take its defaults.
+
+    Raises:
+        ConfigError: a hyperparameter the chosen optimizer does not take (e.g. --betas with sgd).
+        ValueError: an invalid value, as the optimizer's constructor reports it.
+    """
+    from extensor.training import optimizers
+
+    name = settings["optimizer"]
+    class_name, accepted = _OPTIMIZERS[name]
+    kwargs: dict[str, Any] = {}
+    for key in _HYPERPARAMETERS:
+        value = settings.get(key)
+        if value is None:
+            continue
+        if key not in accepted:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to {name} (it takes: {', '.join(accepted)})")
+        kwargs[key] = tuple(value) if key == "betas" else value
+    return getattr(optimizers, class_name)(list(parameters), lr=resolved_lr(settings), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+#: Short names of schedulers and their class names in `extensor.training.schedulers`.
+SCHEDULER_ALIASES: dict[str, str] = {
+    "cosine": "CosineAnnealingLR",
+    "step": "StepLR",
+    "multistep": "MultiStepLR",
+    "exponential": "ExponentialLR",
+    "linear": "LinearLR",
+    "polynomial": "PolynomialLR",
+    "constant": "ConstantLR",
+    "onecycle": "OneCycleLR",
+    "cosine-restarts": "CosineAnnealingWarmRestarts",
+    "cyclic": "CyclicLR",
+    "plateau": "ReduceLROnPlateau",
+}
+#: Schedulers that bring their own warm-up or are stepped per epoch: no linear warm-up in front.
+_NO_WARMUP = ("OneCycleLR", "ReduceLROnPlateau", "CyclicLR")
+
+
+def scheduler_class_name(name: str) -> str | None:
+    """The class name for an alias or a class name (any case); None for "none"."""
+    lowered = name.lower()
+    if lowered == "none":
+        return None
+    if lowered in SCHEDULER_ALIASES:
+        return SCHEDULER_ALIASES[lowered]
+    for class_name in SCHEDULER_ALIASES.values():
+        if class_name.lower() == lowered:
+            return class_name
+    if lowered in ("lambdalr", "multiplicativelr", "sequentiallr", "chainedscheduler"):
+        raise ConfigError(
+            f"scheduler {name!r} takes Python functions or other schedulers; use it from Python"
+        )
+    names = ", ".join(["none", *SCHEDULER_ALIASES])
+    raise ConfigError(f"unknown scheduler {name!r}; expected one of {names} (or their class names)")
+
+
+def _defaults(
+    class_name: str, lr: float, main_steps: int, total_steps: int, steps_per_epoch: int
+) -> dict[str, Any]:
+    """Arguments filled in from the run's length (any of them can be overridden by --scheduler-arg)."""
+    if class_name == "CosineAnnealingLR":
+        return {"T_max": main_steps}
+    if class_name == "StepLR":
+        return {"step_size": max(1, main_steps // 3), "gamma": 0.1}
+    if class_name == "MultiStepLR":
+        return {"milestones": sorted({max(1, main_steps // 2), max(1, 3 * main_steps // 4)}), "gamma": 0.1}
+    if class_name == "ExponentialLR":
+        return {"gamma": 0.01 ** (1.0 / max(1, main_steps))}  # lr shrinks 100x over the run
+    if class_name == "LinearLR":
+        return {"start_factor": 1.0, "end_factor": 0.01, "total_iters": main_steps}
+    if class_name == "PolynomialLR":
+        return {"total_iters": main_steps, "power": 1.0}
+    if class_name == "ConstantLR":
+        return {"total_iters": max(1, main_steps // 4)}
+    if class_name == "OneCycleLR":
+        return {"max_lr": lr, "total_steps": total_steps}
+    if class_name == "CosineAnnealingWarmRestarts":
+        return {"T_0": max(1, steps_per_epoch)}
+    if class_name == "CyclicLR":
+        return {"base_lr": lr / 10, "max_lr": lr, "step_size_up": max(1, steps_per_epoch // 2)}
+    return {}
+
+
+@dataclass
+class Schedule:
+    """A built scheduler and how to step it: per optimizer step, or per epoch on the test loss."""
+
+    scheduler: Any
+    per_epoch: bool
+    warmup_steps: int
+    description: str
+
+
+def build_scheduler(
+    optimizer: Any,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_steps: int,
+    warmup_start_factor: float,
+) -> Schedule | None:
+    """The scheduler `name` with `arguments`, preceded by a linear warm-up of `warmup_steps` steps.
+
+    Schedulers are stepped once per optimizer step, so lengths are in steps; the ones that
+    describe the run's length (T_max, total_iters, total_steps...) default to the steps left
+    after the warm-up. ReduceLROnPlateau is stepped once per epoch with the test loss.
+    OneCycleLR, CyclicLR and ReduceLROnPlateau get no extra warm-up.
+    """
+    from extensor.training import schedulers
+
+    class_name = scheduler_class_name(name)
+    if class_name is None:
+        if arguments:
+            raise ConfigError("--scheduler-arg given but --scheduler is none")
+        return None
+    cls = getattr(schedulers, class_name, None)
+    if cls is None:
+        raise ConfigError(f"scheduler {class_name} is not available in this version of extensor")
+    if class_name in _NO_WARMUP:
+        warmup_steps = 0
+    if warmup_steps >= total_steps and warmup_steps > 0:
+        raise ConfigError(
+            f"the warm-up ({warmup_steps} steps) must be shorter than the run ({total_steps} steps)"
+        )
+    main_steps = total_steps - warmup_steps
+    lr = float(optimizer.param_groups[0]["lr"])
+    kwargs = _defaults(class_name, lr, main_steps, total_steps, steps_per_epoch) | dict(arguments)
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "optimizer")]
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"scheduler {class_name} has no argument {unknown[0]!r} (it takes: {', '.join(accepted)})"
+        )
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+    description = f"{class_name}({shown})"
+    try:
+        if warmup_steps == 0:
+            return Schedule(cls(optimizer, **kwargs), class_name == "ReduceLROnPlateau", 0, description)
+        # SequentialLR's order: the warm-up is built first, then the main schedule.
+        warmup = schedulers.LinearLR(
+            optimizer, start_factor=warmup_start_factor, end_factor=1.0, total_iters=warmup_steps
+        )
+        main = cls(optimizer, **kwargs)
+    except TypeError as error:
+        raise ConfigError(f"scheduler {class_name}: {error}") from None
+    sequence = schedulers.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
+    description = f"LinearLR warm-up ({warmup_steps} steps from {warmup_start_factor:g}x) then {description}"
+    return Schedule(sequence, False, warmup_steps, description)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def warmup_length(settings: Mapping[str, Any], steps_per_epoch: int) -> int:
+    """Warm-up steps: --warmup-steps when given, else round(--warmup-epochs x steps per epoch)."""
+    if settings.get("warmup_steps") is not None:
+        return int(settings["warmup_steps"])
+    epochs = float(settings.get("warmup_epochs") or 0.0)
+    return math.floor(epochs * steps_per_epoch + 0.5)

@@ -1,0 +1,70 @@
+"""The `extensor` command (also `python -m extensor`): train, compare, schedule.
+
+Bad input — an unknown optimizer, a negative learning rate, a missing dataset folder, an unknown
+config key, a damaged checkpoint, and the ValueError/TypeError that constructors raise for invalid
+values — ends with ONE line on stderr and exit status 2, never a traceback (set EXTENSOR_DEBUG=1 to
+see it). Ctrl-C during training saves a checkpoint and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+#: Exit status for bad input.
+USAGE_ERROR = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`extensor train: error: ...`) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `extensor` parser with its sub-commands."""
+    from extensor import __version__
+    from extensor.cli import compare, schedule, train
+
+    parser = OneLineParser(
+        prog="extensor",
+        description="Train, compare optimizers and plot learning-rate schedules with extensor.",
+    )
+    parser.add_argument("--version", action="version", version=f"extensor {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=OneLineParser)
+    train.add_parser(subparsers)
+    compare.add_parser(subparsers)
+    schedule.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `extensor` command line; returns the exit status."""
+    from extensor.cli.config import ConfigError
+    from extensor.training.checkpoint import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    try:
+        return int(handler(args))
+    except (ConfigError, CheckpointError, ValueError, TypeError, FileNotFoundError) as error:
+        if os.environ.get("EXTENSOR_DEBUG"):
+            raise
+        message = " ".join(str(error).split())  # one line, whatever the exception's text
+        print(f"extensor: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("extensor: interrupted", file=sys.stderr)
+        return 130
+    return USAGE_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
