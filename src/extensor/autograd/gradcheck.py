@@ -117,8 +117,8 @@ def gradcheck(
             out_element = np.unravel_index(j, out.shape) if out is not None else ()
             message = (
                 f"gradcheck: Jacobian mismatch for output {k} element {tuple(map(int, out_element))} "
-                f"with respect to input {i} element {tuple(map(int, element))}: analytic {a[j, e]!r}, "
-                f"numeric {n[j, e]!r} (atol={atol}, rtol={rtol}; "
+                f"with respect to input {i} element {tuple(map(int, element))}: "
+                f"analytic {float(a[j, e]):.10g}, numeric {float(n[j, e]):.10g} (atol={atol}, rtol={rtol}; "
                 f"{int(bad.sum())} of {bad.size} entries differ)"
             )
             if raise_exception:
