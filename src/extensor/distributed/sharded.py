@@ -1,0 +1,328 @@
+"""`ShardedOptimizer`: ZeRO stage 1 — each rank keeps optimizer state for one slice of each flat buffer.
+
+Rajbhandari et al., "ZeRO: Memory Optimizations Toward Training Trillion Parameter Models"
+(SC 2020), stage 1 (optimizer state partitioning). Every flat buffer of the wrapped optimizer
+(one per parameter group and dtype) is cut into R contiguous slices, one per rank, of
+``floor`` or ``ceil`` of n / R elements. A tensor may straddle two slices. One step:
+
+1. gradient presence flags are OR-ed over the ranks (one tiny all-reduce for all buffers);
+2. each buffer's gradients are reduce-scattered: rank r receives the sum over ranks of its
+   slice, then divides by R (the average, as in `DistributedDataParallel`);
+3. per-tensor quantities that need the whole tensor (the global gradient norm of
+   `clip_grad_norm`, per-tensor norms of layer-wise optimizers such as LARS) are completed from
+   per-rank partial sums of squares with one small all-reduce, so they are exactly the
+   unsharded values (up to the order of float64 additions);
+4. the wrapped optimizer's own update (`_update`, its one fused kernel) runs on the rank's
+   slice with the rank's slice of the state;
+5. the parameters are all-gathered in place, so every rank again holds the whole model.
+
+Communication per step for a buffer of n elements of b bytes: reduce-scatter + all-gather,
+each moving (R-1)/R * n * b bytes per rank — the same volume as one all-reduce — plus
+O(tensors) bytes for flags and norms. Optimizer state per rank: 1/R of the unsharded state.
+
+The state dict is the wrapped optimizer's, in torch's layout, assembled from every rank's slice:
+a checkpoint written by N ranks loads on M ranks (`load_state_dict` keeps this rank's slice) or
+into the plain optimizer in one process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from extensor.core.tensor import Array
+from extensor.distributed.comm import DEFAULT_CHUNK_BYTES, Communicator, world
+from extensor.distributed.ddp import broadcast_arrays
+from extensor.distributed.layout import check_same_layout
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, _Pack
+
+
+def shard_bounds(size: int, ranks: int) -> Array:
+    """Slice boundaries: rank r owns elements ``bounds[r]:bounds[r+1]`` of a buffer of `size`."""
+    return (np.arange(ranks + 1, dtype=np.int64) * size) // ranks
+
+
+class _Shard:
+    """This rank's slice of one pack (FlatBuffer) of the wrapped optimizer, with its own state."""
+
+    def __init__(self, group_index: int, pack: _Pack, comm: Communicator) -> None:
+        buffer = pack.buffer
+        bounds = shard_bounds(buffer.numel, comm.size)
+        self.group_index = group_index
+        self.pack = pack
+        self.lo = int(bounds[comm.rank])
+        self.hi = int(bounds[comm.rank + 1])
+        self.counts = tuple(int(c) for c in np.diff(bounds))
+        #: the averaged gradient of this rank's slice (received by the reduce-scatter)
+        self.grad: Array = np.zeros(self.hi - self.lo, dtype=buffer.dtype)
+        #: this rank's slice of every state buffer, allocated the first time a step needs it
+        self.state: dict[str, Array] = {}
+        #: tensor boundaries relative to the slice, clipped to it (tensors outside are empty)
+        self.local_offsets: Array = np.clip(buffer.offsets, self.lo, self.hi) - self.lo
+
+    def state_array(self, name: str) -> Array:
+        array = self.state.get(name)
+        if array is None:
+            array = self.state[name] = np.zeros(self.hi - self.lo, dtype=self.pack.buffer.dtype)
+        return array
+
+    @property
+    def tensor_count(self) -> int:
+        return len(self.pack.buffer)
+
+
+class ShardedOptimizer:
+    """Wrap an extensor optimizer so that its state is partitioned over the ranks (ZeRO stage 1).
+
+    Use it where the optimizer was used; it averages the gradients itself (do not also call
+    `DistributedDataParallel.reduce_gradients`). Clip with the method, not the free function —
+    the global norm is computed from every rank's slice::
+
+        optimizer = ShardedOptimizer(AdamW(model.parameters(), lr=1e-3))
+        for x, y in loader:                     # a DataLoader with a DistributedSampler
+            tape = Tape()
+            with tape:
+                loss = criterion(model(x), y)
+            optimizer.zero_grad()
+            tape.backward(loss)
+            optimizer.clip_grad_norm(1.0)       # optional
+            optimizer.step()
+
+    With R ranks on batches of B samples this follows the unsharded optimizer on batches of R*B.
+    At construction (collective) the layouts of every rank's buffers are compared (ValueError on
+    a difference) and rank 0's parameters are broadcast. Schedulers may be built on the wrapped
+    optimizer or on this object: `param_groups` is the wrapped optimizer's list.
+
+    Args:
+        optimizer: an `extensor.training.optimizers.Optimizer` that has not stepped yet (its
+            state, if any, is taken over) — any of SGD, Adam, AdamW, RMSprop, LARS.
+        comm: the ranks to shard over; default `extensor.distributed.world()`.
+    """
+
+    def __init__(self, optimizer: Optimizer, comm: Communicator | None = None) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"ShardedOptimizer wraps an extensor Optimizer (SGD, Adam...), got {type(optimizer).__name__}"
+            )
+        comm = world() if comm is None else comm
+        for packs in optimizer._packs:
+            for pack in packs:
+                pack.buffer.check_valid()
+        lines = [f"{len(optimizer.param_groups)} parameter groups, optimizer {type(optimizer).__name__}"]
+        for g, packs in enumerate(optimizer._packs):
+            for k, pack in enumerate(packs):
+                shapes = ", ".join(str(t.shape) for t in pack.buffer.tensors)
+                buffer = pack.buffer
+                lines.append(f"group {g} buffer {k}: {buffer.dtype}, {buffer.numel} elements: {shapes}")
+        check_same_layout(comm, lines, "the optimizer's flat buffers")
+        broadcast_arrays(comm, [pack.buffer.data for packs in optimizer._packs for pack in packs])
+        self.optimizer = optimizer
+        self.comm = comm
+        self._shards = [_Shard(g, pack, comm) for g, packs in enumerate(optimizer._packs) for pack in packs]
+        self._reduced = False
+        self._take_over_state()
+
+    # ------------------------------------------------------------------ torch-like surface
+    @property
+    def param_groups(self) -> list[ParamGroup]:
+        """The wrapped optimizer's parameter groups (schedulers change their `lr`)."""
+        return self.optimizer.param_groups
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The wrapped optimizer's default hyperparameters."""
+        return self.optimizer.defaults
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients (of the whole model, on this rank)."""
+        self.optimizer.zero_grad(set_to_none)
+        self._reduced = False
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Not supported: add every group to the optimizer before wrapping it."""
+        raise RuntimeError(
+            "ShardedOptimizer cannot add parameter groups after sharding; add every group to the wrapped "
+            "optimizer before creating the ShardedOptimizer"
+        )
+
+    # ------------------------------------------------------------------ the step
+    def reduce_gradients(self) -> None:
+        """Average the gradients over the ranks into this rank's slices (collective; once per step).
+
+        `clip_grad_norm` and `step` call it when it has not run since the last step or
+        `zero_grad`; gradients accumulated after it would be ignored by this step.
+        """
+        comm = self.comm
+        flags = np.concatenate([shard.pack.buffer.present for shard in self._shards]).astype(np.uint8)
+        comm.allreduce_max_(flags)
+        start = 0
+        for shard in self._shards:
+            buffer = shard.pack.buffer
+            count = len(buffer)
+            global_present = flags[start : start + count].astype(np.bool_)
+            start += count
+            if not global_present.any():
+                buffer.present[:] = False
+                continue
+            missing = global_present & ~buffer.present
+            if missing.any():  # absent here, present elsewhere: contributes zeros
+                for index in np.flatnonzero(missing):
+                    buffer.grad[buffer.segment(int(index))] = 0
+            buffer.present[:] = global_present
+            comm.reduce_scatter_sum(buffer.grad, shard.grad, shard.counts)
+            np.divide(shard.grad, comm.size, out=shard.grad)
+        self._reduced = True
+
+    def clip_grad_norm(self, max_norm: float, norm_type: float = 2.0) -> float:
+        """Scale the averaged gradients so that their global `norm_type`-norm is at most `max_norm`.
+
+        As `torch.nn.utils.clip_grad_norm_` over every parameter of the wrapped optimizer: the
+        norm of all gradients that exist, and, when it exceeds `max_norm`, every gradient
+        multiplied by ``max_norm / (norm + 1e-6)``. Each rank contributes the partial sum of
+        its slices; one all-reduce completes it. Collective. Returns the total norm (before
+        clipping).
+
+        Raises:
+            ValueError: `max_norm` is negative or not finite, or `norm_type` is not 2 or inf.
+        """
+        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not (
+            math.isfinite(max_norm) and max_norm >= 0
+        ):
+            raise ValueError(f"max_norm must be a finite non-negative number, got {max_norm!r}")
+        if norm_type not in (2.0, math.inf):
+            raise ValueError(f"clip_grad_norm supports norm_type 2.0 and inf, got {norm_type!r}")
+        if not self._reduced:
+            self.reduce_gradients()
+        partial = np.zeros(1, dtype=np.float64)
+        for shard in self._shards:
+            for view in self._present_pieces(shard):
+                if norm_type == 2.0:
+                    partial[0] += float(np.dot(view.astype(np.float64, copy=False), view))
+                elif view.size:
+                    partial[0] = max(partial[0], float(np.abs(view).max()))
+        if norm_type == 2.0:
+            self.comm.allreduce_sum_(partial)
+            total = math.sqrt(partial[0])
+        else:
+            self.comm.allreduce_max_(partial)
+            total = float(partial[0])
+        coefficient = max_norm / (total + 1e-6)
+        if coefficient < 1.0:
+            for shard in self._shards:
+                for view in self._present_pieces(shard):
+                    view *= view.dtype.type(coefficient)
+        return total
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One optimizer step over the ranks (collective): reduce, update own slices, all-gather.
+
+        `closure`, if given, runs first (it re-evaluates the loss and its gradients) and its
+        result is returned.
+        """
+        loss = closure() if closure is not None else None
+        optimizer = self.optimizer
+        for shard in self._shards:
+            shard.pack.buffer.check_valid()
+        if not self._reduced:
+            self.reduce_gradients()
+        for shard in self._shards:
+            group = optimizer.param_groups[shard.group_index]
+            self._step_shard(group, shard)
+        for shard in self._shards:
+            self.comm.allgather_(shard.pack.buffer.data, shard.counts)
+        self._reduced = False
+        return loss
+
+    def _step_shard(self, group: ParamGroup, shard: _Shard) -> None:
+        """Exactly `Optimizer._step_pack`, but on this rank's slice of each run, with its state."""
+        optimizer = self.optimizer
+        pack = shard.pack
+        key = optimizer._run_key(pack.steps)
+        runs = pack.runs(key)
+        if not runs:
+            return
+        names = optimizer._state_names(group)
+        counts = optimizer._counts_steps(group)
+        state = {name: shard.state_array(name) for name in names}
+        offsets = pack.buffer.offsets
+        one = np.float32(1)
+        for a, b in runs:
+            lo, hi = max(int(offsets[a]), shard.lo), min(int(offsets[b]), shard.hi)
+            if lo < hi:
+                first = int(np.searchsorted(offsets, lo, side="right")) - 1
+                last = int(np.searchsorted(offsets, hi, side="left"))
+                run = Run(
+                    param=pack.buffer.data[lo:hi],
+                    grad=shard.grad[lo - shard.lo : hi - shard.lo],
+                    state={name: array[lo - shard.lo : hi - shard.lo] for name, array in state.items()},
+                    step=float(np.float32(key[a]) + one),
+                    offsets=np.clip(offsets[first : last + 1], lo, hi),
+                )
+                optimizer._update(group, run)
+            if counts:
+                pack.steps[a:b] += one
+
+    def _present_pieces(self, shard: _Shard) -> list[Array]:
+        """Views of this rank's averaged gradient slice covering the tensors that have a gradient."""
+        present = shard.pack.buffer.present
+        if present.all():
+            return [shard.grad]
+        local = shard.local_offsets
+        return [shard.grad[local[i] : local[i + 1]] for i in np.flatnonzero(present)]
+
+    # ------------------------------------------------------------------ state
+    def _take_over_state(self) -> None:
+        """Move any state the wrapped optimizer holds into this rank's slices, and free its copy."""
+        for shard in self._shards:
+            for name, array in shard.pack.state.items():
+                np.copyto(shard.state_array(name), array[shard.lo : shard.hi])
+            shard.pack.state.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The wrapped optimizer's `state_dict()` (torch's layout), assembled from every rank's slice.
+
+        Collective: every rank must call it, and every rank receives the whole state (so each can
+        write, validate or roll back a checkpoint); during the call this rank holds the full
+        state once more. The result loads into this wrapper on any number of ranks, or into the
+        plain wrapped optimizer class in a single process.
+        """
+        for shard in self._shards:
+            full_state = {}
+            for name, local in shard.state.items():
+                full = np.empty(shard.pack.buffer.numel, dtype=local.dtype)
+                full[shard.lo : shard.hi] = local
+                full_state[name] = self.comm.allgather_(full, shard.counts)
+            shard.pack.state = full_state
+        try:
+            return self.optimizer.state_dict()
+        finally:
+            for shard in self._shards:
+                shard.pack.state = {}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load a state dict from `state_dict()` or from the plain optimizer, keeping this rank's slice.
+
+        The wrapped optimizer validates everything first (group count and sizes, hyperparameters,
+        state names, shapes, dtypes) and changes nothing on error. Every rank must load the same
+        state dict.
+        """
+        self.optimizer.load_state_dict(state_dict)
+        for shard in self._shards:
+            shard.state.clear()
+        self._take_over_state()
+
+    def __repr__(self) -> str:
+        return f"ShardedOptimizer(rank {self.comm.rank} of {self.comm.size}, {self.optimizer!r})"
+
+
+def state_bytes(optimizer: ShardedOptimizer | Optimizer) -> int:
+    """Bytes of optimizer state (flat state arrays) held by this process."""
+    if isinstance(optimizer, ShardedOptimizer):
+        return sum(array.nbytes for shard in optimizer._shards for array in shard.state.values())
+    return sum(array.nbytes for packs in optimizer._packs for pack in packs for array in pack.state.values())
+
+
+__all__ = ["DEFAULT_CHUNK_BYTES", "ShardedOptimizer", "shard_bounds", "state_bytes"]
