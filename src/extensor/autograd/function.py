@@ -30,6 +30,7 @@ from extensor.core.dtypes import DEFAULT_FLOAT, int64, is_floating
 from extensor.core.tensor import Array, ExTensor
 
 _SCALAR_TYPES = (bool, int, float, np.generic)
+_PY_NUMBERS = (int, float)  # exact types: bool, a subclass of int, promotes differently
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
@@ -122,8 +123,15 @@ def as_tensor(value: Any, like: ExTensor | None = None) -> ExTensor:
 
 def as_tensors(a: Any, b: Any) -> tuple[ExTensor, ExTensor]:
     """Both operands of a binary operation as ExTensors of their common (PyTorch-promoted) dtype."""
-    if isinstance(a, ExTensor) and isinstance(b, ExTensor) and a.dtype == b.dtype:
-        return a, b
+    # fast paths: two tensors of one dtype, or a floating tensor and a Python number
+    if isinstance(a, ExTensor):
+        if isinstance(b, ExTensor):
+            if a._data.dtype == b._data.dtype:
+                return a, b
+        elif type(b) in _PY_NUMBERS and a._data.dtype.kind == "f":
+            return a, ExTensor._wrap(np.array(b, dtype=a._data.dtype))
+    elif isinstance(b, ExTensor) and type(a) in _PY_NUMBERS and b._data.dtype.kind == "f":
+        return ExTensor._wrap(np.array(a, dtype=b._data.dtype)), b
     dtype = result_type(a, b)
     return convert(a, dtype), convert(b, dtype)
 
