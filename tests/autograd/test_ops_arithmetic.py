@@ -153,3 +153,25 @@ def test_mixed_precision_gradient_reaches_the_float64_leaf(check_parity, rng):
     check_parity(
         lambda t: t * small, lambda t: t * torch.from_numpy(small.data), [rng.standard_normal(())], np.float64
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    a_shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+    b_shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+    op=st.sampled_from(BINARY),
+)
+def test_incompatible_shapes_raise_a_value_error_naming_them(a_shape, b_shape, op):
+    try:
+        np.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        pass
+    else:
+        return
+    _, fn = op
+    a = ExTensor(np.ones(a_shape) + 1, requires_grad=True)
+    with Tape(), pytest.raises(ValueError) as info:
+        fn(a, ExTensor(np.ones(b_shape) + 1))
+    message = str(info.value).replace(",)", ")").replace(" ", "")
+    for shape in (a_shape, b_shape):
+        assert str(shape).replace(",)", ")").replace(" ", "") in message

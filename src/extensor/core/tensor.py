@@ -359,19 +359,23 @@ class ExTensor:
         return dispatch.call("matmul", self, other)
 
     def sum(self, axis: Axis = None, keepdims: bool = False) -> ExTensor:
-        """Sum over `axis` (all axes when None)."""
+        """Sum over `axis` (an int, a sequence, or None / () for all axes); ints and bools sum to int64."""
         return dispatch.call("sum", self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> ExTensor:
-        """Mean over `axis` (all axes when None)."""
+        """Mean over `axis` (an int, a sequence, or None / () for all axes) of a floating tensor."""
         return dispatch.call("mean", self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis: int | None = None, keepdims: bool = False) -> ExTensor:
-        """Maximum over `axis`; the gradient goes to the (first) maximal element."""
+    def max(self, axis: Axis = None, keepdims: bool = False) -> ExTensor:
+        """Maximum over `axis`, with PyTorch's gradient: for an int axis (`torch.max(x, dim)`) it goes to
+        the first maximum; for None or a sequence of axes (`torch.max(x)`, `torch.amax`) it is split
+        evenly among tied maxima."""
         return dispatch.call("max", self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis: int | None = None, keepdims: bool = False) -> ExTensor:
-        """Minimum over `axis`; the gradient goes to the (first) minimal element."""
+    def min(self, axis: Axis = None, keepdims: bool = False) -> ExTensor:
+        """Minimum over `axis`, with PyTorch's gradient: for an int axis (`torch.min(x, dim)`) it goes to
+        the first minimum; for None or a sequence of axes (`torch.min(x)`, `torch.amin`) it is split
+        evenly among tied minima."""
         return dispatch.call("min", self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> ExTensor:
@@ -407,8 +411,8 @@ class ExTensor:
         """Merge dimensions `start_dim`..`end_dim` into one."""
         return dispatch.call("flatten", self, start_dim, end_dim)
 
-    def squeeze(self, axis: int | None = None) -> ExTensor:
-        """Drop dimensions of size one (only `axis` when given)."""
+    def squeeze(self, axis: Axis = None) -> ExTensor:
+        """Drop dimensions of size one (only those among `axis` when given; others are kept)."""
         return dispatch.call("squeeze", self, axis)
 
     def unsqueeze(self, axis: int) -> ExTensor:
