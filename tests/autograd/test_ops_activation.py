@@ -46,6 +46,12 @@ def test_sigmoid_is_stable_for_extreme_inputs(dtype):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-30)
 
 
+def test_nan_propagates_through_activations_like_torch(check_parity):
+    x = np.array([np.nan, -1.0, 0.0, 2.0])
+    for _name, ex_fn, torch_fn in ACTIVATIONS:
+        check_parity(ex_fn, torch_fn, [x], np.float64)
+
+
 def test_int_relu_keeps_int_and_gelu_rejects_bad_mode():
     x = ExTensor(np.array([-2, 3]))
     assert x.relu().dtype == np.int64 and x.relu().tolist() == [0, 3]

@@ -31,12 +31,12 @@ def _float_input(a: Any) -> ExTensor:
 
 @register("relu")
 def relu(a: Any) -> ExTensor:
-    """max(x, 0); the gradient is 1 where x > 0 and 0 elsewhere (0 at x = 0, as in PyTorch)."""
+    """max(x, 0); the gradient passes unless relu(x) <= 0: 0 at x = 0, passed at NaN (as PyTorch)."""
     x = as_tensor(a)
     y = np.maximum(x.data, 0)
 
     def backward(g: Array) -> tuple[Array]:
-        return (g * (y > 0),)
+        return (np.where(y <= 0, 0, g),)
 
     return record(y, (x,), backward)
 
