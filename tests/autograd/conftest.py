@@ -11,8 +11,6 @@ import torch
 
 from extensor import ExTensor, Tape
 
-torch.set_num_threads(1)
-
 #: (rtol, atol) per dtype: float64 to 1e-10 relative, float32 to 1e-5.
 TOLERANCE = {np.dtype(np.float64): (1e-10, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
 

@@ -118,7 +118,7 @@ def gelu(a: Any, approximate: str = "none") -> ExTensor:
 
 
 def _shifted(xd: Array, axis: int) -> Array:
-    """x minus its maximum along `axis` (so exp never overflows); rows of -inf stay -inf-free nan."""
+    """x minus its maximum along `axis`, so exp never overflows (an all -inf row gives NaN, as in PyTorch)."""
     return xd - xd.max(axis=axis, keepdims=True)
 
 
