@@ -218,3 +218,8 @@ def test_backward_accumulates_into_a_bound_flat_buffer(rng):
         np.testing.assert_array_equal(flat_grad[2:8], expected)
     w.grad = None
     assert not present[1] and w.grad is None
+    w.data = np.full((3, 2), 7.0)  # assignment writes through to the flat buffer, never rebinds
+    np.testing.assert_array_equal(flat_data[2:8], 7.0)
+    w.grad = np.full((3, 2), 0.5)
+    assert present[1]
+    np.testing.assert_array_equal(flat_grad[2:8], 0.5)
