@@ -23,8 +23,17 @@ views as possible.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+# OpenMP worker threads spin after each parallel region by default. On a machine whose cores
+# are shared (measured here: 2 vCPUs shared by several users) the spinning steals the time the
+# main thread needs, and a 100-element kernel launch costs 4-28 ms instead of ~15 us. Sleeping
+# workers cost ~10 us per launch on a quiet machine, nothing next to a step. libgomp reads the
+# variable when it is first loaded, so this only takes effect if no OpenMP library (numba's
+# parallel layer, torch) has been loaded yet; an explicit user setting always wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba
 import numpy as np
@@ -35,6 +44,7 @@ from extensor.core.tensor import Array, ExTensor, GradSlot
 __all__ = [
     "FlatBuffer",
     "grad_runs",
+    "parallel_chunks",
     "present_runs",
     "segment_sum_squares",
     "sum_squares",
@@ -209,10 +219,14 @@ _REDUCTION_MATH = {"reassoc", "contract"}
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
-def _sum_squares_between(values: Array, start: int, stop: int) -> float:
-    """Sum of ``values[start:stop] ** 2``, accumulated in float64."""
+def _sum_squares(values: Array) -> float:
+    """Sum of ``values ** 2``, accumulated in float64.
+
+    Takes a slice rather than (array, start, stop): a loop from 0 lets LLVM prove the index
+    non-negative, drop NumPy's wrap-around check and vectorise (4x faster here).
+    """
     total = 0.0
-    for i in range(start, stop):
+    for i in range(values.size):
         x = np.float64(values[i])
         total += x * x
     return total
@@ -245,7 +259,7 @@ def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chu
             seg_stop = offsets[segment + 1]
             stop = min(seg_stop, hi)
             if stop > position:
-                value = _sum_squares_between(values, position, stop)
+                value = _sum_squares(values[position:stop])
                 if seg_start >= lo and seg_stop <= hi:
                     out[segment] = value
                 else:
@@ -261,8 +275,12 @@ def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chu
                 out[segment] += partial_value[chunk, slot]
 
 
-def _chunk_count(size: int) -> int:
-    """Enough chunks to keep every thread busy, few enough that tiny arrays stay serial."""
+def parallel_chunks(size: int) -> int:
+    """How many equal chunks a parallel kernel over `size` elements should use.
+
+    Enough to keep every thread busy (and balance a noisy machine), few enough that small
+    arrays stay in one chunk.
+    """
     if size < 1 << 15:
         return 1
     return min(4 * numba.get_num_threads(), size >> 14)
@@ -284,20 +302,16 @@ def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None)
     if values.ndim != 1 or values.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"values must be a 1-D float32/float64 array, got {values.ndim}-D {values.dtype}")
     if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != values.size:
-        raise ValueError(
-            f"offsets must be a 1-D array from 0 to values.size={values.size}, got {offsets!r}"
-        )
+        raise ValueError(f"offsets must be a 1-D array from 0 to values.size={values.size}, got {offsets!r}")
     count = offsets.size - 1
     if out is None:
         out = np.empty(count, dtype=np.float64)
     elif out.shape != (count,) or out.dtype != np.float64:
         raise ValueError(f"out must be a float64 array of shape ({count},), got {out.dtype} {out.shape}")
     _segment_sum_squares_kernel(
-        np.ascontiguousarray(values), offsets.astype(np.int64, copy=False), out, _chunk_count(values.size)
+        np.ascontiguousarray(values), offsets.astype(np.int64, copy=False), out, parallel_chunks(values.size)
     )
     return out
-
-
 
 
 def sum_squares(values: Array) -> float:

@@ -1,0 +1,199 @@
+"""Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay, one kernel.
+
+Kingma & Ba, "Adam: A Method for Stochastic Optimization" (ICLR 2015); AMSGrad from Reddi,
+Kale & Kumar, "On the Convergence of Adam and Beyond" (ICLR 2018); decoupled weight decay from
+Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from numba import njit, prange
+
+from extensor.core.tensor import Array
+from extensor.training.optimizers.elementwise import lerp, nan_maximum
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
+
+__all__ = ["Adam", "AdamW", "adam_kernel"]
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def adam_kernel(
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    max_exp_avg_sq: Array,
+    decay: Any,
+    l2: Any,
+    beta1_weight: Any,
+    one_minus_beta1_weight: Any,
+    beta2: Any,
+    one_minus_beta2: Any,
+    neg_step_size: Any,
+    bias_correction2_sqrt: Any,
+    eps: Any,
+    amsgrad: bool,
+    maximize: bool,
+) -> None:
+    """One Adam/AdamW step over a flat run of parameters, in place, in the parameters' dtype.
+
+    Per element, as torch.optim.Adam (``decay = 1 - lr·wd`` for AdamW, else 1; ``l2 = wd``
+    for Adam, else 0; ``step_size = lr / (1 - β1^t)``)::
+
+        g = -g if maximize
+        p = p · decay                      (decoupled weight decay)
+        g = g + l2 · p                     (L2 penalty)
+        m = lerp(m, g, 1 - β1)
+        v = β2 · v + (1 - β2) · g · g
+        v̂ = max(v̂, v) if amsgrad else v   (max of the raw second moment)
+        p = p - step_size · m / (sqrt(v̂) / sqrt(1 - β2^t) + eps)
+
+    `max_exp_avg_sq` may be empty when not `amsgrad`.
+    """
+    for i in prange(param.size):
+        g = -grad[i] if maximize else grad[i]
+        p = param[i] * decay
+        if l2 != 0:
+            g = g + l2 * p
+        m = lerp(exp_avg[i], g, beta1_weight, one_minus_beta1_weight)
+        v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        if amsgrad:
+            v = nan_maximum(max_exp_avg_sq[i], v)
+            max_exp_avg_sq[i] = v
+        denom = np.sqrt(v) / bias_correction2_sqrt + eps
+        param[i] = p + neg_step_size * m / denom
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), identical to `torch.optim.Adam`.
+
+    With ``g = ∇f(θ)`` (negated when `maximize`), at step t of a parameter::
+
+        g ← g + λ θ                          (weight_decay λ, L2 coupled into g)
+        m ← β1 m + (1 − β1) g
+        v ← β2 v + (1 − β2) g²
+        v̂ ← max(v̂, v) with amsgrad, else v
+        θ ← θ − γ / (1 − β1^t) · m / (√v̂ / √(1 − β2^t) + ε)
+
+    Args:
+        params: iterable of ExTensors or of parameter-group dicts.
+        lr: learning rate γ (default 1e-3).
+        betas: (β1, β2), each in [0, 1) (default (0.9, 0.999)).
+        eps: ε added to the denominator (default 1e-8).
+        weight_decay: λ (default 0).
+        amsgrad: use AMSGrad's running maximum of v (keyword-only).
+        maximize: maximise the objective instead (keyword-only).
+
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    #: AdamW decays the weights directly (θ ← θ(1 − γλ)) instead of adding λθ to the gradient.
+    decoupled_weight_decay: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group: Mapping[str, Any]) -> None:
+        lr = require_real(group["lr"], "lr")
+        eps = require_real(group["eps"], "eps")
+        weight_decay = require_real(group["weight_decay"], "weight_decay")
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        beta1 = require_real(betas[0], "betas[0]")
+        beta2 = require_real(betas[1], "betas[1]")
+        require_bool(group["amsgrad"], "amsgrad")
+        require_bool(group["maximize"], "maximize")
+        if not lr >= 0.0:
+            raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
+        if not eps >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps} (expected eps >= 0)")
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1} (expected 0 <= beta1 < 1)")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {beta2} (expected 0 <= beta2 < 1)")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected weight_decay >= 0)")
+
+    def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
+        if group["amsgrad"]:
+            return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        return ("exp_avg", "exp_avg_sq")
+
+    def _update(self, group: ParamGroup, run: Run) -> None:
+        lr = float(group["lr"])
+        weight_decay = float(group["weight_decay"])
+        beta1, beta2 = (float(beta) for beta in group["betas"])
+        # per-step scalars in Python double precision, as torch computes them, then cast once
+        bias_correction1 = 1 - beta1**run.step
+        bias_correction2 = 1 - beta2**run.step
+        step_size = lr / bias_correction1
+        beta1_weight = run.scalar(1 - beta1)
+        adam_kernel(
+            run.param,
+            run.grad,
+            run.buffer("exp_avg"),
+            run.buffer("exp_avg_sq"),
+            run.buffer("max_exp_avg_sq"),
+            run.scalar(1 - lr * weight_decay if self.decoupled_weight_decay else 1.0),
+            run.scalar(0.0 if self.decoupled_weight_decay else weight_decay),
+            beta1_weight,
+            run.scalar(1) - beta1_weight,
+            run.scalar(beta2),
+            run.scalar(1 - beta2),
+            run.scalar(-step_size),
+            run.scalar(bias_correction2**0.5),
+            run.scalar(group["eps"]),
+            bool(group["amsgrad"]),
+            bool(group["maximize"]),
+        )
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, as `torch.optim.AdamW`.
+
+    Identical to `Adam` except the decay: before the moment updates, ``θ ← θ (1 − γλ)``, and
+    λθ is not added to the gradient (so it never enters m or v).
+
+    Args: as `Adam`, with ``weight_decay`` defaulting to 0.01.
+    """
+
+    decoupled_weight_decay: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        *,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize)

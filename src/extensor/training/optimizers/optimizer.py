@@ -1,0 +1,540 @@
+"""The optimizer base class: parameter groups, flat packing, per-parameter state, state dicts.
+
+`Optimizer` gives every algorithm torch.optim's interface -- `param_groups` (a list of dicts
+that schedulers mutate), `state` (per parameter, with torch's keys), `step(closure)`,
+`zero_grad(set_to_none)`, `state_dict()` / `load_state_dict()`, `add_param_group` -- and
+does the bookkeeping once for all of them:
+
+* Packing. The parameters of each group are packed, per dtype, into one `FlatBuffer`: every
+  ExTensor's `.data` and `.grad` become views of two contiguous arrays. Per-parameter state
+  (momentum buffers, moments) lives in flat arrays of the same length, so `state[p]` and
+  `state_dict()` can present it per parameter exactly as torch does.
+* Runs. A step updates each pack with one kernel call per *run*: a maximal stretch of
+  consecutive parameters that have a gradient and share the same step count. When every
+  parameter has a gradient (the common case) a pack is one run, so one call. A parameter
+  whose gradient is None is skipped entirely (no decay, no momentum, no step count), as in
+  torch; this exact path is the same code as the fast one.
+
+A subclass writes its hyperparameter validation (`_validate_group`), names its state buffers
+(`_state_names`) and performs the update of one run (`_update`), typically by calling one
+numba kernel; see `sgd.py` for a short example.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from extensor.core.tensor import Array, ExTensor
+from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer, segment_sum_squares
+
+__all__ = ["Optimizer", "ParamGroup", "Run", "require_bool", "require_real"]
+
+#: A parameter group: ``{"params": [ExTensor, ...], "lr": ..., ...}``.
+ParamGroup = dict[str, Any]
+
+
+def require_real(value: Any, name: str) -> float:
+    """`value` as a float, or TypeError when it is not a real number (bools are refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    return float(value)
+
+
+def require_bool(value: Any, name: str) -> bool:
+    """`value` as a bool, or TypeError when it is not a boolean."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+_EMPTY = {dtype: np.empty(0, dtype=dtype) for dtype in SUPPORTED_DTYPES}
+
+
+class Run:
+    """A stretch of consecutive parameters of one pack, updated by one kernel call.
+
+    Attributes:
+        param: 1-D view of the parameters' values (updated in place).
+        grad: 1-D view of their gradients (read only by convention).
+        state: the optimizer's state buffers for these parameters, 1-D views by name.
+        step: the step number this update performs for every parameter of the run (1 on a
+            parameter's first update), like torch's ``state["step"]`` after its increment.
+        dtype: the element dtype; pass scalars to kernels as ``run.scalar(x)`` so that the
+            kernel computes in this dtype (a float64 scalar would promote float32 math).
+    """
+
+    __slots__ = ("_offsets", "dtype", "grad", "param", "state", "step")
+
+    def __init__(
+        self,
+        param: Array,
+        grad: Array,
+        state: dict[str, Array],
+        step: float,
+        offsets: Array,
+    ) -> None:
+        self.param = param
+        self.grad = grad
+        self.state = state
+        self.step = step
+        self.dtype: np.dtype[Any] = param.dtype
+        self._offsets = offsets
+
+    @property
+    def offsets(self) -> Array:
+        """int64 bounds of the run's tensors within `param`: tensor k is ``offsets[k]:offsets[k+1]``."""
+        return self._offsets - self._offsets[0]
+
+    def tensor_sum_squares(self, values: Array) -> Array:
+        """Per-tensor sums of squares (float64) of `values`, the run's `param` or `grad`.
+
+        Layer-wise optimizers (LARS) read their per-tensor norms through this method, one
+        segment reduction over the run, so that a wrapper that updates part of a tensor (the
+        distributed `ShardedOptimizer`) can supply the sums over whole tensors instead.
+        """
+        return segment_sum_squares(values, self.offsets)
+
+    def scalar(self, value: float) -> np.floating[Any]:
+        """`value` as a NumPy scalar of the run's dtype."""
+        return self.dtype.type(value)
+
+    def buffer(self, name: str) -> Array:
+        """State buffer `name`, or an empty array of the run's dtype when it is not kept.
+
+        Kernels take every buffer they may use; an unused one is passed empty so that one
+        compiled signature serves every option combination.
+        """
+        found = self.state.get(name)
+        return _EMPTY[self.dtype] if found is None else found
+
+
+class _Pack:
+    """The parameters of one group and one dtype: a FlatBuffer, step counts and flat state."""
+
+    def __init__(self, tensors: list[ExTensor]) -> None:
+        self.buffer = FlatBuffer(tensors)
+        #: per-parameter step counts, float32 like torch's ``state["step"]``; 0 means "no state yet".
+        self.steps: Array = np.zeros(len(tensors), dtype=np.float32)
+        #: flat state arrays by name, allocated (zeroed) the first time a step needs them.
+        self.state: dict[str, Array] = {}
+
+    def state_array(self, name: str) -> Array:
+        array = self.state.get(name)
+        if array is None:
+            array = self.state[name] = np.zeros_like(self.buffer.data)
+        return array
+
+    def runs(self, key: Array) -> list[tuple[int, int]]:
+        """Maximal ``[a, b)`` index ranges of present parameters sharing one `key` value."""
+        present = self.buffer.present
+        count = present.size
+        if present.all() and (key == key[0]).all():
+            return [(0, count)]
+        change = np.ones(count + 1, dtype=np.bool_)
+        change[1:count] = (present[1:] != present[:-1]) | (key[1:] != key[:-1])
+        bounds = np.flatnonzero(change)
+        return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if present[a]]
+
+
+class Optimizer:
+    """Base class of the optimizers: torch.optim's interface over flat parameter buffers.
+
+    Args:
+        params: an iterable of ExTensors, or of parameter-group dicts
+            (``{"params": [...], "lr": ..., ...}``) whose missing options take `defaults`.
+        defaults: the default value of every hyperparameter, validated by `_validate_group`.
+
+    Subclasses implement:
+
+    * ``_validate_group(group)``: raise ValueError/TypeError (naming the value) for invalid
+      hyperparameters; it sees every group, at construction, `add_param_group` and
+      `load_state_dict`.
+    * ``_update(group, run)``: update one `Run` in place (one kernel call).
+    * optionally ``_state_names(group)`` (the flat state buffers the group needs, in torch's
+      key order), `state_names` (every name the class may keep), `step_in_state` (whether
+      ``state[p]`` has torch's ``"step"``), ``_counts_steps(group)`` and ``_run_key(steps)``.
+    """
+
+    #: Every state buffer name this optimizer may keep (load_state_dict accepts these).
+    state_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether `state[p]` exposes torch's ``"step"`` (Adam, RMSprop) or not (SGD).
+    step_in_state: ClassVar[bool] = True
+    #: Whether `_update` reads per-tensor norms (`Run.tensor_sum_squares`), as LARS does.
+    uses_tensor_norms: ClassVar[bool] = False
+
+    def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
+        self.defaults: dict[str, Any] = dict(defaults)
+        self._validate_group(self.defaults)
+        self.param_groups: list[ParamGroup] = []
+        self._packs: list[list[_Pack]] = []
+        self._where: dict[ExTensor, tuple[_Pack, int]] = {}
+        self.state = OptimizerState(self)
+
+        groups = _as_group_list(params)
+        seen: set[int] = set()
+        prepared = [self._prepare_group(group, position, seen) for position, group in enumerate(groups)]
+        for group in prepared:
+            self._install_group(group)
+
+    # ----------------------------------------------------------------- subclass hooks
+    def _validate_group(self, group: Mapping[str, Any]) -> None:
+        """Raise ValueError/TypeError if a hyperparameter of `group` is invalid."""
+        raise NotImplementedError
+
+    def _update(self, group: ParamGroup, run: Run) -> None:
+        """Apply one step of the algorithm to `run` in place."""
+        raise NotImplementedError
+
+    def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
+        """The state buffers a step of `group` uses, in torch's key order."""
+        return ()
+
+    def _counts_steps(self, group: ParamGroup) -> bool:
+        """Whether a step of `group` counts as one (creates state) for the stepped parameters."""
+        return True
+
+    def _run_key(self, steps: Array) -> Array:
+        """What must be equal for parameters to share a kernel call: by default the step count."""
+        return steps
+
+    # ----------------------------------------------------------------- groups
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (missing ones take `defaults`).
+
+        Raises:
+            TypeError: not a dict, a parameter that is not a float32/float64 ExTensor.
+            ValueError: no parameters, a parameter already optimized (in this or another group)
+                or given twice, a non-leaf tensor, or an invalid hyperparameter.
+        """
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        group = self._prepare_group(param_group, len(self.param_groups), seen)
+        self._install_group(group)
+
+    def _prepare_group(self, param_group: Any, position: int, seen: set[int]) -> ParamGroup:
+        """Validate one group and return it normalised; binds nothing."""
+        if not isinstance(param_group, Mapping):
+            raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"parameter group {position} has no 'params' entry")
+        params = _as_param_list(param_group["params"], position)
+        if not params:
+            raise ValueError(f"optimizer got an empty parameter list (group {position})")
+        for index, param in enumerate(params):
+            where = f"parameter {index} of group {position}"
+            if not isinstance(param, ExTensor):
+                raise TypeError(f"optimizers optimize ExTensors, but {where} is a {type(param).__name__}")
+            if param.dtype not in SUPPORTED_DTYPES:
+                raise TypeError(f"{where} has dtype {param.dtype}; optimizers support float32 and float64")
+            if not param.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf tensor ({where}, shape {param.shape})")
+            if id(param) in seen:
+                raise ValueError(
+                    f"{where} (shape {param.shape}) appears more than once; a parameter may belong to "
+                    "one group only, once"
+                )
+            seen.add(id(param))
+        group: ParamGroup = {"params": params}
+        for key, default in self.defaults.items():
+            group[key] = param_group.get(key, default)
+        for key, value in param_group.items():
+            if key not in group:
+                group[key] = value
+        self._validate_group(group)
+        return group
+
+    def _install_group(self, group: ParamGroup) -> None:
+        """Pack a validated group's parameters (one FlatBuffer per dtype) and register it."""
+        by_dtype: dict[np.dtype[Any], list[ExTensor]] = {}
+        for param in group["params"]:
+            by_dtype.setdefault(param.dtype, []).append(param)
+        packs = [_Pack(tensors) for tensors in by_dtype.values()]
+        for pack in packs:
+            for index, param in enumerate(pack.buffer.tensors):
+                self._where[param] = (pack, index)
+        self.param_groups.append(group)
+        self._packs.append(packs)
+
+    # ----------------------------------------------------------------- stepping
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step; return what `closure` (if given) returns.
+
+        `closure` re-evaluates the model and returns the loss; it runs before the update.
+        Hyperparameters are read from `param_groups` now, so a scheduler's changes apply.
+        """
+        loss = closure() if closure is not None else None
+        for packs in self._packs:
+            for pack in packs:
+                pack.buffer.check_valid()
+        for group, packs in zip(self.param_groups, self._packs, strict=True):
+            names = self._state_names(group)
+            counts = self._counts_steps(group)
+            for pack in packs:
+                self._step_pack(group, pack, names, counts)
+        return loss
+
+    def _step_pack(self, group: ParamGroup, pack: _Pack, names: tuple[str, ...], counts: bool) -> None:
+        key = self._run_key(pack.steps)
+        runs = pack.runs(key)
+        if not runs:
+            return
+        state = {name: pack.state_array(name) for name in names}
+        buffer = pack.buffer
+        offsets = buffer.offsets
+        one = np.float32(1)
+        for a, b in runs:
+            lo, hi = int(offsets[a]), int(offsets[b])
+            run = Run(
+                param=buffer.data[lo:hi],
+                grad=buffer.grad[lo:hi],
+                state={name: array[lo:hi] for name, array in state.items()},
+                step=float(np.float32(key[a]) + one),  # torch: float32 step += 1, then .item()
+                offsets=offsets[a : b + 1],
+            )
+            self._update(group, run)
+            if counts:
+                pack.steps[a:b] += one
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients: one flag reset per buffer (``set_to_none``), else one zero fill."""
+        for packs in self._packs:
+            for pack in packs:
+                pack.buffer.check_valid()
+                pack.buffer.zero_grad(set_to_none)
+
+    # ----------------------------------------------------------------- state
+    def _param_state(self, param: ExTensor, snapshot: bool) -> dict[str, Any]:
+        """`param`'s state with torch's keys: live views, or copies when `snapshot`."""
+        pack, index = self._where[param]
+        if pack.steps[index] == 0:
+            return {}
+        result: dict[str, Any] = {}
+        if self.step_in_state:
+            step = pack.steps[index : index + 1].reshape(())
+            result["step"] = step.copy() if snapshot else step
+        segment = pack.buffer.segment(index)
+        for name, array in pack.state.items():
+            view = array[segment].reshape(param.shape)
+            result[name] = view.copy() if snapshot else view
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot of the optimizer in torch's layout, with NumPy arrays for tensors.
+
+        ``{"state": {index: {"step": 0-d float32 array, "exp_avg": array, ...}},
+        "param_groups": [{hyperparameters..., "params": [indices]}]}``. Parameters are
+        numbered in group order; parameters without state (never stepped) are absent from
+        ``"state"``, as in torch. Unlike torch, arrays are copies: the snapshot does not change
+        as training continues.
+        """
+        groups: list[dict[str, Any]] = []
+        state: dict[int, dict[str, Any]] = {}
+        index = 0
+        for group in self.param_groups:
+            packed = {key: copy.deepcopy(value) for key, value in group.items() if key != "params"}
+            packed["params"] = list(range(index, index + len(group["params"])))
+            for param in group["params"]:
+                param_state = self._param_state(param, snapshot=True)
+                if param_state:
+                    state[index] = param_state
+                index += 1
+            groups.append(packed)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a `state_dict()` (ours, or torch's with tensors) onto this optimizer's parameters.
+
+        Everything is validated before anything is written -- group count, group sizes,
+        hyperparameters, state keys, shapes and dtypes -- so on error the optimizer is
+        unchanged and the message says what differed. Values are copied in: later changes to
+        `state_dict` do not affect the optimizer.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict expects a dict, got {type(state_dict).__name__}")
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise ValueError(
+                    f"the state dict has no {key!r} entry (keys: {sorted(map(str, state_dict))})"
+                )
+        saved_groups = state_dict["param_groups"]
+        saved_state = state_dict["state"]
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"state_dict['state'] must be a dict, got {type(saved_state).__name__}")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"the loaded state dict has {len(saved_groups)} parameter groups, "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+
+        new_hyper: list[dict[str, Any]] = []
+        owner: dict[Any, tuple[ExTensor, dict[str, Any]]] = {}
+        for position, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            if not isinstance(saved, Mapping) or "params" not in saved:
+                raise ValueError(f"loaded parameter group {position} is not a dict with a 'params' entry")
+            ids = list(saved["params"])
+            if len(ids) != len(group["params"]):
+                raise ValueError(
+                    f"loaded parameter group {position} has {len(ids)} parameters, "
+                    f"this optimizer's group {position} has {len(group['params'])}"
+                )
+            hyper = {key: value for key, value in group.items() if key != "params"}
+            hyper.update({key: copy.deepcopy(value) for key, value in saved.items() if key != "params"})
+            try:
+                self._validate_group(hyper)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"loaded parameter group {position}: {error}") from None
+            for param_id, param in zip(ids, group["params"], strict=True):
+                if param_id in owner:
+                    raise ValueError(f"the loaded state dict lists parameter id {param_id!r} twice")
+                owner[param_id] = (param, hyper)
+            new_hyper.append(hyper)
+
+        loaded: dict[ExTensor, tuple[float, dict[str, Array]]] = {}
+        for param_id, param_state in saved_state.items():
+            if param_id not in owner:
+                raise ValueError(
+                    f"the loaded state has an entry for parameter id {param_id!r}, which no group lists"
+                )
+            param, hyper = owner[param_id]
+            checked = self._check_loaded_state(param_id, param, hyper, param_state)
+            if checked is not None:
+                loaded[param] = checked
+
+        # everything is valid: write
+        for group, hyper in zip(self.param_groups, new_hyper, strict=True):
+            params = group["params"]
+            group.clear()
+            group["params"] = params
+            group.update(hyper)
+        for packs in self._packs:
+            for pack in packs:
+                for index, param in enumerate(pack.buffer.tensors):
+                    segment = pack.buffer.segment(index)
+                    step, arrays = loaded.get(param, (0.0, {}))
+                    pack.steps[index] = step
+                    for name in self.state_names:
+                        if name in arrays:
+                            pack.state_array(name)[segment] = arrays[name].reshape(-1)
+                        elif name in pack.state:
+                            pack.state[name][segment] = 0
+
+    def _check_loaded_state(
+        self, param_id: Any, param: ExTensor, hyper: ParamGroup, param_state: Any
+    ) -> tuple[float, dict[str, Array]] | None:
+        """Validate one parameter's loaded state; return (step, arrays), or None when empty."""
+        where = f"loaded state of parameter {param_id!r}"
+        if not isinstance(param_state, Mapping):
+            raise TypeError(f"{where} must be a dict, got {type(param_state).__name__}")
+        if not param_state:
+            return None
+        allowed = set(self.state_names) | ({"step"} if self.step_in_state else set())
+        unknown = sorted(map(str, set(param_state) - allowed))
+        if unknown:
+            raise ValueError(
+                f"{where} has unknown keys {unknown}; {type(self).__name__} keeps {sorted(allowed)}"
+            )
+        required = list(self._state_names(hyper)) + (["step"] if self.step_in_state else [])
+        missing = [name for name in required if name not in param_state]
+        if missing:
+            raise ValueError(f"{where} lacks {missing}")
+        arrays: dict[str, Array] = {}
+        for name in self.state_names:
+            if name not in param_state:
+                continue
+            array = np.asarray(param_state[name])
+            if array.shape != param.shape:
+                raise ValueError(
+                    f"{where}: {name!r} has shape {array.shape}, the parameter has shape {param.shape}"
+                )
+            if array.dtype != param.dtype:
+                raise TypeError(
+                    f"{where}: {name!r} has dtype {array.dtype}, the parameter has dtype {param.dtype}"
+                )
+            arrays[name] = array
+        step = 1.0
+        if self.step_in_state:
+            raw = np.asarray(param_state["step"])
+            if raw.size != 1 or raw.dtype.kind not in "fiu" or not np.isfinite(raw).all() or raw.item() < 0:
+                raise ValueError(f"{where}: 'step' must be one finite non-negative number, got {raw!r}")
+            step = float(raw.item())
+        return step, arrays
+
+    # ----------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for position, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {position}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class OptimizerState(Mapping[ExTensor, dict[str, Array]]):
+    """`optimizer.state`: each parameter's state with torch's keys, as live NumPy views.
+
+    ``state[p]`` is a fresh dict of views into the flat state arrays (``"step"`` is a 0-d
+    float32 view); writing into those arrays changes the optimizer's state, as writing into
+    torch's state tensors does. A parameter that has never been stepped maps to ``{}``.
+    Iteration and ``len`` cover the parameters that have state.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self._optimizer = optimizer
+
+    def __getitem__(self, param: ExTensor) -> dict[str, Array]:
+        if param not in self._optimizer._where:
+            shape = getattr(param, "shape", "?")
+            raise KeyError(f"the tensor of shape {shape} is not optimized by this optimizer")
+        return self._optimizer._param_state(param, snapshot=False)
+
+    def __contains__(self, param: object) -> bool:
+        where = self._optimizer._where.get(param)  # type: ignore[call-overload]
+        return where is not None and bool(where[0].steps[where[1]] != 0)
+
+    def __iter__(self) -> Iterator[ExTensor]:
+        for group in self._optimizer.param_groups:
+            for param in group["params"]:
+                if param in self:
+                    yield param
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _as_param_list(params: Any, position: int) -> list[Any]:
+    """A group's "params" entry as a list; sets (unordered) are refused as in torch."""
+    if isinstance(params, ExTensor):
+        return [params]
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(
+            f"the parameters of group {position} are a set; optimizer parameters need an ordered "
+            "collection (list or tuple) so that state is matched reproducibly"
+        )
+    if isinstance(params, (str, bytes, Mapping)) or not isinstance(params, Iterable):
+        raise TypeError(
+            f"the parameters of group {position} must be an iterable of ExTensors, got {params!r}"
+        )
+    return list(params)
+
+
+def _as_group_list(params: Any) -> list[Any]:
+    """The constructor's `params` (tensors or group dicts) as a list of group dicts."""
+    if isinstance(params, ExTensor):
+        raise TypeError(
+            "params must be an iterable of ExTensors or of parameter-group dicts, got a single ExTensor "
+            "(wrap it in a list)"
+        )
+    items = _as_param_list(params, 0)
+    if not items:
+        raise ValueError("optimizer got an empty parameter list")
+    if all(isinstance(item, Mapping) for item in items):
+        return items
+    if any(isinstance(item, Mapping) for item in items):
+        raise TypeError("params mixes parameter-group dicts and tensors; give either all dicts or no dicts")
+    return [{"params": items}]

@@ -1,0 +1,174 @@
+"""RMSprop: gradient scaled by a running root mean square, optionally centered and with momentum.
+
+Hinton, Srivastava & Swersky, "Neural Networks for Machine Learning", lecture 6e (2012); the
+centered variant from Graves, "Generating Sequences With Recurrent Neural Networks" (2013).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from numba import njit, prange
+
+from extensor.core.tensor import Array
+from extensor.training.optimizers.elementwise import lerp
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
+
+__all__ = ["RMSprop", "rmsprop_kernel"]
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def rmsprop_kernel(
+    param: Array,
+    grad: Array,
+    square_avg: Array,
+    grad_avg: Array,
+    momentum_buffer: Array,
+    neg_lr: Any,
+    weight_decay: Any,
+    alpha: Any,
+    one_minus_alpha: Any,
+    alpha_complement: Any,
+    eps: Any,
+    momentum: Any,
+    centered: bool,
+    maximize: bool,
+) -> None:
+    """One RMSprop step over a flat run of parameters, in place, in the parameters' dtype.
+
+    Per element, as torch.optim.RMSprop (``eps`` outside the square root; the momentum
+    buffer starts at zero)::
+
+        g = -g if maximize
+        g = g + weight_decay · p
+        s = α s + (1 - α) g²
+        a = lerp(a, g, 1 - α); d = sqrt(s - a²) + eps     if centered
+        d = sqrt(s) + eps                                  otherwise
+        b = μ b + g / d; p = p - lr · b                    if μ > 0
+        p = p - lr · g / d                                 otherwise
+
+    `grad_avg` / `momentum_buffer` may be empty when not centered / ``μ == 0``.
+    ``alpha_complement`` is ``1 - (1 - α)`` in the element dtype (lerp's second branch).
+    """
+    for i in prange(param.size):
+        g = -grad[i] if maximize else grad[i]
+        p = param[i]
+        if weight_decay != 0:
+            g = g + weight_decay * p
+        s = square_avg[i] * alpha + one_minus_alpha * g * g
+        square_avg[i] = s
+        if centered:
+            a = lerp(grad_avg[i], g, one_minus_alpha, alpha_complement)
+            grad_avg[i] = a
+            d = np.sqrt(s + -a * a) + eps
+        else:
+            d = np.sqrt(s) + eps
+        if momentum > 0:
+            b = momentum_buffer[i] * momentum + g / d
+            momentum_buffer[i] = b
+            param[i] = p + neg_lr * b
+        else:
+            param[i] = p + neg_lr * g / d
+
+
+class RMSprop(Optimizer):
+    """RMSprop, identical to `torch.optim.RMSprop`.
+
+    With ``g = ∇f(θ)`` (negated when `maximize`)::
+
+        g ← g + λ θ                                   (weight_decay λ)
+        s ← α s + (1 − α) g²
+        d ← √(s − ḡ²) + ε with ḡ ← α ḡ + (1 − α) g    (centered)
+        d ← √s + ε                                     (otherwise)
+        b ← μ b + g / d;  θ ← θ − γ b                  (momentum μ > 0, b starts at 0)
+        θ ← θ − γ g / d                                (otherwise)
+
+    Args:
+        params: iterable of ExTensors or of parameter-group dicts.
+        lr: learning rate γ (default 0.01).
+        alpha: smoothing constant α (default 0.99).
+        eps: ε added outside the square root (default 1e-8).
+        momentum: μ (default 0).
+        weight_decay: λ (default 0).
+        centered: normalise by the estimated variance instead of the raw second moment
+            (keyword-only).
+        maximize: maximise the objective instead (keyword-only).
+
+    Note the positional order follows extensor's API (..., eps, momentum, weight_decay), not
+    torch's (..., eps, weight_decay, momentum). State per parameter: ``step``, ``square_avg``,
+    ``momentum_buffer`` (μ > 0), ``grad_avg`` (centered).
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        *,
+        centered: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "centered": centered,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group: Mapping[str, Any]) -> None:
+        lr = require_real(group["lr"], "lr")
+        alpha = require_real(group["alpha"], "alpha")
+        eps = require_real(group["eps"], "eps")
+        momentum = require_real(group["momentum"], "momentum")
+        weight_decay = require_real(group["weight_decay"], "weight_decay")
+        require_bool(group["centered"], "centered")
+        require_bool(group["maximize"], "maximize")
+        if not lr >= 0.0:
+            raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
+        if not eps >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps} (expected eps >= 0)")
+        if not momentum >= 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum} (expected momentum >= 0)")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected weight_decay >= 0)")
+        if not alpha >= 0.0:
+            raise ValueError(f"Invalid alpha value: {alpha} (expected alpha >= 0)")
+
+    def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
+        names = ["square_avg"]
+        if group["momentum"] > 0:
+            names.append("momentum_buffer")
+        if group["centered"]:
+            names.append("grad_avg")
+        return tuple(names)
+
+    def _update(self, group: ParamGroup, run: Run) -> None:
+        alpha = float(group["alpha"])
+        one_minus_alpha = run.scalar(1 - alpha)
+        rmsprop_kernel(
+            run.param,
+            run.grad,
+            run.buffer("square_avg"),
+            run.buffer("grad_avg"),
+            run.buffer("momentum_buffer"),
+            run.scalar(-float(group["lr"])),
+            run.scalar(group["weight_decay"]),
+            run.scalar(alpha),
+            one_minus_alpha,
+            run.scalar(1) - one_minus_alpha,
+            run.scalar(group["eps"]),
+            run.scalar(group["momentum"]),
+            bool(group["centered"]),
+            bool(group["maximize"]),
+        )
