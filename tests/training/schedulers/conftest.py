@@ -21,7 +21,9 @@ Pair = tuple[Any, torch.optim.Optimizer]
 
 def _make_pair(kind: str, lrs: list[float]) -> Pair:
     """An extensor optimizer and a torch optimizer of the same kind with one group per lr."""
-    ours_groups = [{"params": [ExTensor(np.zeros(2, np.float32), requires_grad=True)], "lr": lr} for lr in lrs]
+    ours_groups = [
+        {"params": [ExTensor(np.zeros(2, np.float32), requires_grad=True)], "lr": lr} for lr in lrs
+    ]
     torch_groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": lr} for lr in lrs]
     if kind == "sgd":
         return (
@@ -56,9 +58,7 @@ def _assert_same_schedule(ours: Any, theirs: Any, opt: Any, topt: Any, steps: in
     mine: list[list[float]] = []
     reference: list[list[float]] = []
     for step in range(steps + 1):
-        mine.append(
-            [float(x) for x in ours.get_last_lr()] + [v for g in opt.param_groups for v in _hyper(g)]
-        )
+        mine.append([float(x) for x in ours.get_last_lr()] + [v for g in opt.param_groups for v in _hyper(g)])
         reference.append(
             [float(x) for x in theirs.get_last_lr()] + [v for g in topt.param_groups for v in _hyper(g)]
         )
