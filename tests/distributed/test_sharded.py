@@ -9,10 +9,16 @@ from pathlib import Path
 
 RunMPI = Callable[..., subprocess.CompletedProcess[str]]
 
-OPTIMIZERS = ("sgd-nesterov",)
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "lars")
 
 
-def test_every_optimizer_matches_one_process_with_the_union_batch(run_mpi: RunMPI, tmp_path: Path) -> None:
+def test_every_optimizer_matches_one_process_and_resumes_on_other_rank_counts(
+    run_mpi: RunMPI, tmp_path: Path
+) -> None:
     result = run_mpi("parity", args=["--save", str(tmp_path)])
     checked = result.stdout.split("checked: ", 1)[1].split()
     assert checked == [f"{name}/{dtype}" for name in OPTIMIZERS for dtype in ("float64", "float32")]
+
+    # the float64 sharded runs' checkpoints (2 ranks) continue on 3 ranks and in the plain optimizer
+    result = run_mpi("resume", processes=3, args=[str(tmp_path)])
+    assert result.stdout.split("resumed: ", 1)[1].split() == list(OPTIMIZERS)

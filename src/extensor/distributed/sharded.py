@@ -28,6 +28,7 @@ into the plain optimizer in one process.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ from extensor.core.tensor import Array
 from extensor.distributed.comm import DEFAULT_CHUNK_BYTES, Communicator, world
 from extensor.distributed.ddp import broadcast_arrays
 from extensor.distributed.layout import check_same_layout
+from extensor.training.flat import segment_sum_squares, sum_squares
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, _Pack
 
 
@@ -72,6 +74,31 @@ class _Shard:
     @property
     def tensor_count(self) -> int:
         return len(self.pack.buffer)
+
+
+class _ShardRun(Run):
+    """A `Run` over part of a shard whose tensors may continue on other ranks.
+
+    Its per-tensor sums of squares (of `param` and `grad`, the ones layer-wise optimizers such as
+    LARS read) are the complete ones, precomputed from every rank's partial sums.
+    """
+
+    __slots__ = ("_sums",)
+
+    def __init__(self, *args: Any, sums: Mapping[str, Array], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sums = sums
+
+    def tensor_sum_squares(self, values: Array) -> Array:
+        """The complete per-tensor sums of squares of `param` or `grad` (over whole tensors)."""
+        if values is self.param:
+            return self._sums["param"]
+        if values is self.grad:
+            return self._sums["grad"]
+        raise RuntimeError(
+            "under ShardedOptimizer an optimizer can read per-tensor sums of squares of the run's param "
+            "and grad only (they are completed across ranks)"
+        )
 
 
 class ShardedOptimizer:
@@ -176,45 +203,68 @@ class ShardedOptimizer:
             np.divide(shard.grad, comm.size, out=shard.grad)
         self._reduced = True
 
-    def clip_grad_norm(self, max_norm: float, norm_type: float = 2.0) -> float:
-        """Scale the averaged gradients so that their global `norm_type`-norm is at most `max_norm`.
+    def clip_grad_norm(
+        self, max_norm: float, norm_type: float | str = 2.0, error_if_nonfinite: bool = False
+    ) -> Array:
+        """Scale the averaged gradients so that their global norm is at most `max_norm` (collective).
 
-        As `torch.nn.utils.clip_grad_norm_` over every parameter of the wrapped optimizer: the
-        norm of all gradients that exist, and, when it exceeds `max_norm`, every gradient
-        multiplied by ``max_norm / (norm + 1e-6)``. Each rank contributes the partial sum of
-        its slices; one all-reduce completes it. Collective. Returns the total norm (before
-        clipping).
+        The numbers of `extensor.training.clip_grad_norm` (torch's `clip_grad_norm_`) over every
+        parameter of the wrapped optimizer, unsharded: the `norm_type` norm (2 or inf) of the
+        gradients that exist, accumulated in float64 and returned as a 0-d array in the
+        gradients' dtype; each gradient multiplied by ``min(max_norm / (norm + 1e-6), 1)``. Each
+        rank reduces its slices; one all-reduce of one number completes the norm.
 
         Raises:
-            ValueError: `max_norm` is negative or not finite, or `norm_type` is not 2 or inf.
+            TypeError, ValueError: a bad `max_norm` or `norm_type` (only 2 and inf are supported).
+            RuntimeError: `error_if_nonfinite` and the norm is NaN or infinite (nothing changed).
         """
-        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not (
-            math.isfinite(max_norm) and max_norm >= 0
-        ):
-            raise ValueError(f"max_norm must be a finite non-negative number, got {max_norm!r}")
-        if norm_type not in (2.0, math.inf):
-            raise ValueError(f"clip_grad_norm supports norm_type 2.0 and inf, got {norm_type!r}")
+        if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+            raise TypeError(f"max_norm must be a real number, got {max_norm!r}")
+        if math.isnan(max_norm) or max_norm < 0:
+            raise ValueError(f"max_norm must be >= 0, got {max_norm}")
+        if isinstance(norm_type, bool) or norm_type not in (2, 2.0, math.inf, "inf"):
+            raise ValueError(f"sharded clip_grad_norm supports norm_type 2 and inf, got {norm_type!r}")
+        largest = norm_type in (math.inf, "inf")
         if not self._reduced:
             self.reduce_gradients()
+        pieces = [view for shard in self._shards for view in self._present_pieces(shard)]
         partial = np.zeros(1, dtype=np.float64)
+        if largest:
+            partial[0] = max((float(np.abs(view).max()) for view in pieces if view.size), default=0.0)
+            self.comm.allreduce_max_(partial)
+            value = float(partial[0])
+        else:
+            partial[0] = sum(sum_squares(view) for view in pieces)
+            self.comm.allreduce_sum_(partial)
+            value = math.sqrt(partial[0])
+        dtypes = [shard.grad.dtype for shard in self._shards if shard.pack.buffer.present.any()]
+        dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.float32)
+        total = np.asarray(value, dtype=dtype)
+        if error_if_nonfinite and not np.isfinite(total):
+            raise RuntimeError(
+                f"The total norm of order {norm_type} of the gradients is non-finite ({total}), so it "
+                "cannot be clipped; set error_if_nonfinite=False to scale by it anyway"
+            )
+        # torch evaluates max_norm / (norm + eps) as reciprocal(norm + eps) * max_norm, in the norm's dtype
+        scalar = dtype.type
+        coefficient = np.minimum(np.reciprocal(total + scalar(1e-6)) * scalar(max_norm), scalar(1))
+        if coefficient != 1.0:
+            for view in pieces:
+                view *= view.dtype.type(coefficient)
+        return total
+
+    def clip_grad_value(self, clip_value: float) -> None:
+        """Clamp the averaged gradients into ``[-clip_value, clip_value]`` (collective: reduces first)."""
+        if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
+            raise TypeError(f"clip_value must be a real number, got {clip_value!r}")
+        if math.isnan(clip_value) or clip_value < 0:
+            raise ValueError(f"clip_value must be >= 0, got {clip_value}")
+        if not self._reduced:
+            self.reduce_gradients()
         for shard in self._shards:
             for view in self._present_pieces(shard):
-                if norm_type == 2.0:
-                    partial[0] += float(np.dot(view.astype(np.float64, copy=False), view))
-                elif view.size:
-                    partial[0] = max(partial[0], float(np.abs(view).max()))
-        if norm_type == 2.0:
-            self.comm.allreduce_sum_(partial)
-            total = math.sqrt(partial[0])
-        else:
-            self.comm.allreduce_max_(partial)
-            total = float(partial[0])
-        coefficient = max_norm / (total + 1e-6)
-        if coefficient < 1.0:
-            for shard in self._shards:
-                for view in self._present_pieces(shard):
-                    view *= view.dtype.type(coefficient)
-        return total
+                limit = view.dtype.type(clip_value)
+                np.clip(view, -limit, limit, out=view)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One optimizer step over the ranks (collective): reduce, update own slices, all-gather.
@@ -228,15 +278,44 @@ class ShardedOptimizer:
             shard.pack.buffer.check_valid()
         if not self._reduced:
             self.reduce_gradients()
-        for shard in self._shards:
+        if getattr(optimizer, "uses_tensor_norms", False):
+            sums: list[dict[str, Array] | None] = self._tensor_sums()
+        else:
+            sums = [None] * len(self._shards)
+        for shard, shard_sums in zip(self._shards, sums, strict=True):
             group = optimizer.param_groups[shard.group_index]
-            self._step_shard(group, shard)
+            self._step_shard(group, shard, shard_sums)
         for shard in self._shards:
             self.comm.allgather_(shard.pack.buffer.data, shard.counts)
         self._reduced = False
         return loss
 
-    def _step_shard(self, group: ParamGroup, shard: _Shard) -> None:
+    def _tensor_sums(self) -> list[dict[str, Array] | None]:
+        """Per shard, the complete per-tensor sums of squares of the parameters and the gradients.
+
+        Each rank sums the parts of the tensors inside its slices (zero for the others); one
+        all-reduce over every buffer's two vectors completes them.
+        """
+        partial = []
+        for shard in self._shards:
+            local = shard.pack.buffer.data[shard.lo : shard.hi]
+            partial.append(segment_sum_squares(local, shard.local_offsets))
+            partial.append(segment_sum_squares(shard.grad, shard.local_offsets))
+        complete = self._complete_partial_sums(np.concatenate(partial))
+        result: list[dict[str, Array] | None] = []
+        start = 0
+        for shard in self._shards:
+            count = shard.tensor_count
+            middle = start + count
+            result.append({"param": complete[start:middle], "grad": complete[middle : middle + count]})
+            start += 2 * count
+        return result
+
+    def _complete_partial_sums(self, partial: Array) -> Array:
+        """Sum the ranks' partial sums (one small all-reduce)."""
+        return self.comm.allreduce_sum_(partial)
+
+    def _step_shard(self, group: ParamGroup, shard: _Shard, sums: dict[str, Array] | None) -> None:
         """Exactly `Optimizer._step_pack`, but on this rank's slice of each run, with its state."""
         optimizer = self.optimizer
         pack = shard.pack
@@ -254,13 +333,17 @@ class ShardedOptimizer:
             if lo < hi:
                 first = int(np.searchsorted(offsets, lo, side="right")) - 1
                 last = int(np.searchsorted(offsets, hi, side="left"))
-                run = Run(
-                    param=pack.buffer.data[lo:hi],
-                    grad=shard.grad[lo - shard.lo : hi - shard.lo],
-                    state={name: array[lo - shard.lo : hi - shard.lo] for name, array in state.items()},
-                    step=float(np.float32(key[a]) + one),
-                    offsets=np.clip(offsets[first : last + 1], lo, hi),
-                )
+                arguments: dict[str, Any] = {
+                    "param": pack.buffer.data[lo:hi],
+                    "grad": shard.grad[lo - shard.lo : hi - shard.lo],
+                    "state": {name: array[lo - shard.lo : hi - shard.lo] for name, array in state.items()},
+                    "step": float(np.float32(key[a]) + one),
+                    "offsets": np.clip(offsets[first : last + 1], lo, hi),
+                }
+                if sums is None:
+                    run = Run(**arguments)
+                else:
+                    run = _ShardRun(**arguments, sums={k: v[first:last] for k, v in sums.items()})
                 optimizer._update(group, run)
             if counts:
                 pack.steps[a:b] += one

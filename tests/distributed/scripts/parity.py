@@ -7,7 +7,7 @@ same data order), so each rank checks itself. Also checked: gradient accumulatio
 the consolidated sharded state dict, and a sharded run whose per-tensor norms are NOT completed
 over the ranks (the LARS bug) — which must fail the comparison.
 
-Usage: parity.py [--save DIR]   (with --save, rank 0 writes sharded checkpoints for resume.py)
+Usage: parity.py [--save DIR]   (with --save, rank 0 writes the float64 sharded runs' checkpoints)
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ for config in CONFIGS:
             assert state_bytes(sharded) <= state_bytes(reference) // comm.size + 64, what
         if args.save is not None and comm.rank == 0 and dtype == np.float64:
             save(args.save / f"{config.name}.safetensors", model, consolidated)
-            save(args.save / f"{config.name}-reference.safetensors", reference_model, reference.state_dict())
         checked.append(f"{config.name}/{np.dtype(dtype)}")
 
 comm.barrier()
