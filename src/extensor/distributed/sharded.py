@@ -278,7 +278,7 @@ class ShardedOptimizer:
             shard.pack.buffer.check_valid()
         if not self._reduced:
             self.reduce_gradients()
-        if getattr(optimizer, "uses_tensor_norms", False):
+        if optimizer.uses_tensor_norms:
             sums: list[dict[str, Array] | None] = self._tensor_sums()
         else:
             sums = [None] * len(self._shards)

@@ -43,8 +43,8 @@ CONFIGS = [
     Config("adam", "adam", "Adam", {"lr": 1e-2, "weight_decay": 1e-2, "amsgrad": True}, clip=0.5),
     Config("adamw", "adam", "AdamW", {"lr": 1e-2, "weight_decay": 0.1}),
     Config("rmsprop", "rmsprop", "RMSprop", {"lr": 1e-2, "momentum": 0.5, "centered": True}, clip=0.3),
-    # Config("lars", "lars", "LARS",
-    #        {"lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3, "trust_coefficient": 0.02}),
+    Config("lars", "lars", "LARS",
+           {"lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3, "trust_coefficient": 0.02}),
 ]
 
 

@@ -63,6 +63,21 @@ for config in CONFIGS:
             save(args.save / f"{config.name}.safetensors", model, consolidated)
         checked.append(f"{config.name}/{np.dtype(dtype)}")
 
+        if config.name == "lars" and comm.size > 1:
+            # The bug this parity check exists for: per-tensor norms taken over each rank's part of a
+            # tensor only, as when the partial sums are not all-reduced. It must not pass.
+            class PartialNormsOptimizer(ShardedOptimizer):
+                def _complete_partial_sums(self, partial: np.ndarray) -> np.ndarray:
+                    return partial
+
+            model = setup.model()
+            broken = PartialNormsOptimizer(build_scaled(config, setup.groups(model)))
+            train(setup, model, broken, steps=STEPS, mode="sharded", clip=config.clip)
+            try:
+                assert_tensors_close(model, reference_model, dtype, "lars without the norm all-reduce")
+            except AssertionError:
+                checked.append(f"lars-partial-norms-detected/{np.dtype(dtype)}")
+
 comm.barrier()
 if comm.rank == 0:
     print("checked: " + " ".join(checked), flush=True)
