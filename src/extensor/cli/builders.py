@@ -21,7 +21,7 @@ RECOMMENDED_LR: dict[str, float] = {
     "sgd": 0.1,
     "sgd-momentum": 0.03,
     "adam": 3e-3,
-    "adamw": 3e-3,
+    "adamw": 1e-2,
     "rmsprop": 1e-3,
     "lars": 0.3,
 }
@@ -271,9 +271,10 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def warmup_length(settings: Mapping[str, Any], steps_per_epoch: int) -> int:
-    """Warm-up steps: --warmup-steps when given, else round(--warmup-epochs x steps per epoch)."""
+def warmup_length(settings: Mapping[str, Any], steps_per_epoch: int, total_steps: int) -> int:
+    """Warm-up steps: --warmup-steps when given; else round(--warmup-epochs x steps per epoch), at most
+    a fifth of the run (so that short runs still get their main schedule)."""
     if settings.get("warmup_steps") is not None:
         return int(settings["warmup_steps"])
     epochs = float(settings.get("warmup_epochs") or 0.0)
-    return math.floor(epochs * steps_per_epoch + 0.5)
+    return min(math.floor(epochs * steps_per_epoch + 0.5), total_steps // 5)

@@ -74,7 +74,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         "digits | spirals | idx:PATH (a folder of MNIST-format IDX files)",
         metavar="NAME",
     ),
-    Option("epochs", "int", 10, "passes over the training set", minimum=1),
+    Option("epochs", "int", 20, "passes over the training set", minimum=1),
     Option("batch_size", "int", 32, "examples per optimizer step", minimum=1),
     Option("dropout", "float", 0.0, "dropout probability before the classifier's last layer", minimum=0.0),
     Option(
@@ -97,7 +97,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         "warmup_epochs",
         "float",
         1.0,
-        "linear warm-up length in epochs before the schedule (0: none)",
+        "linear warm-up length in epochs before the schedule, at most a fifth of the run (0: none)",
         minimum=0.0,
     ),
     Option(
@@ -285,7 +285,7 @@ def load_toml(path: str | Path, options: Sequence[Option]) -> dict[str, Any]:
 
 def _check(option: Option, value: Any, origin: str) -> Any:
     """Validate and normalise one value; raise ConfigError naming the option and the value."""
-    where = f"{origin} {option.flag if origin == 'option' else option.toml_key!r}"
+    where = option.flag if origin == "option" else f"{origin} {option.toml_key!r}"
     if value is None:
         if option.nullable or option.default is None:
             return None

@@ -214,7 +214,7 @@ def run_training(
         settings["scheduler_arg"],
         total_steps=total_steps,
         steps_per_epoch=steps_per_epoch,
-        warmup_steps=builders.warmup_length(settings, steps_per_epoch),
+        warmup_steps=builders.warmup_length(settings, steps_per_epoch, total_steps),
         warmup_start_factor=settings["warmup_start_factor"],
     )
     scheduler = schedule.scheduler if schedule else None

@@ -1,0 +1,66 @@
+"""Bad input ends with ONE clear line on stderr and exit status 2 — never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Outcome, run_subprocess
+
+TINY = ["--model", "mlp", "--epochs", "1", "--no-progress", "--no-plots"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--optimizer", "adagrad"], "invalid choice: 'adagrad'"),
+        (["train", "--lr", "-0.1"], "--lr must be >= 0, got -0.1"),
+        (["train", "--epochs", "0"], "--epochs must be >= 1"),
+        (["train", "--batch-size", "x"], "invalid int value: 'x'"),
+        (["train", "--dataset", "idx:/no/such/folder"], "dataset folder '/no/such/folder' does not exist"),
+        (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["train", "--model", "cnn", "--dataset", "spirals"], "the CNN needs image samples"),
+        (["train", "--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas does not apply to sgd"),
+        (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum does not apply to adam"),
+        (["train", "--optimizer", "sgd", "--nesterov"], "esterov"),
+        (["train", "--optimizer", "adam", "--betas", "0.9,1.5"], "1.5"),
+        (["train", "--scheduler", "bogus"], "unknown scheduler 'bogus'"),
+        (["train", "--scheduler", "cosine", "--scheduler-arg", "gamma=2"], "has no argument 'gamma'"),
+        (["train", "--scheduler-arg", "nonsense"], "expected KEY=VALUE"),
+        (["train", "--warmup-steps", "100000"], "must be shorter than the run"),
+        (["train", "--config", "/no/such.toml"], "config file '/no/such.toml' does not exist"),
+        (["compare", "--optimizers", "sgd,adagrad"], "unknown optimizer 'adagrad'"),
+        (["compare", "--optimizers", "sgd:fast"], "bad learning rate 'fast'"),
+        (["schedule", "bogus"], "unknown scheduler 'bogus'"),
+        (["schedule", "plateau"], "no curve without training"),
+        (["schedule", "cosine", "T_max"], "KEY=VALUE"),
+        (["schedule", "cosine", "--steps", "0"], "--steps must be >= 1"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_one_clear_line(
+    run_cli: Callable[..., Outcome], tmp_path: Path, args: list[str], message: str
+) -> None:
+    extra = [*TINY, "--out", str(tmp_path / "run")] if args[0] == "train" else []
+    outcome = run_cli(args[0], *extra, *args[1:])  # the case's own flags come last and win
+    assert outcome.status == 2
+    assert outcome.err.count("\n") == 1, outcome.err
+    assert outcome.err.startswith("extensor")
+    assert message in outcome.err
+    assert "Traceback" not in outcome.err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_unknown_config_key_as_a_real_process(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("epochs = 1\nlearning_rate = 0.1\n")
+    outcome = run_subprocess(["train", "--config", str(config)], cwd=tmp_path, timeout=60)
+    assert outcome.status == 2
+    assert outcome.err.strip().splitlines() == [
+        f"extensor: error: config file {str(config)!r}: unknown key 'learning_rate' (known keys: "
+        + outcome.err.split("(known keys: ")[1].strip()
+    ]
+    assert "batch-size" in outcome.err and "Traceback" not in outcome.err
+    assert not (tmp_path / "runs").exists()
