@@ -78,8 +78,14 @@ def optimizer_like_state(rng: np.random.Generator) -> dict[str, Any]:
             2: {"step": np.array(3.0, np.float32), "exp_avg": rng.standard_normal(5)},
         },
         "param_groups": [
-            {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False, "foreach": None,
-             "params": [0, 1]},
+            {
+                "lr": 1e-3,
+                "betas": (0.9, 0.999),
+                "eps": 1e-8,
+                "amsgrad": False,
+                "foreach": None,
+                "params": [0, 1],
+            },
             {"lr": 0.1, "betas": (0.5, 0.9), "eps": 1e-6, "amsgrad": True, "foreach": None, "params": [2]},
         ],
     }
@@ -99,12 +105,20 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
         "bytes": np.arange(5, dtype=np.uint8),
     }
     optimizer_state = optimizer_like_state(rng)
-    extra = {"epoch": 3, "history": [1.5, float("nan"), float("inf")], "name": "run", "none": None,
-             "nested": {"a": [1, (2, 3)], "scalar": np.float64(2.5)}}
+    extra = {
+        "epoch": 3,
+        "history": [1.5, float("nan"), float("inf")],
+        "name": "run",
+        "none": None,
+        "nested": {"a": [1, (2, 3)], "scalar": np.float64(2.5)},
+    }
     xrandom.manual_seed(123)
     path = save_checkpoint(
-        tmp_path / "c.safetensors", model=Holder(model_state), optimizer=Holder(optimizer_state),
-        scheduler=Holder({"last_epoch": 5, "base_lrs": [0.1, 0.2]}), extra=extra,
+        tmp_path / "c.safetensors",
+        model=Holder(model_state),
+        optimizer=Holder(optimizer_state),
+        scheduler=Holder({"last_epoch": 5, "base_lrs": [0.1, 0.2]}),
+        extra=extra,
     )
     expected_rng = xrandom.default_generator().random(3)
 
@@ -128,8 +142,9 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     arrays=st.dictionaries(
         st.text(alphabet="abc./_", min_size=1, max_size=6),
         hnp.arrays(
-            dtype=st.sampled_from([np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint16,
-                                   np.bool_]),
+            dtype=st.sampled_from(
+                [np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint16, np.bool_]
+            ),
             shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
         ),
         max_size=5,
@@ -217,8 +232,9 @@ def test_trailing_bytes_are_refused(saved: tuple[Path, bytes], tmp_path: Path) -
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255))
-def test_any_flipped_byte_is_caught_or_harmless(saved: tuple[Path, bytes], tmp_path: Path,
-                                               position: float, flip: int) -> None:
+def test_any_flipped_byte_is_caught_or_harmless(
+    saved: tuple[Path, bytes], tmp_path: Path, position: float, flip: int
+) -> None:
     path, data = saved
     original = read_checkpoint(path)
     index = int(position * len(data))
@@ -279,8 +295,11 @@ def test_model_shape_dtype_and_key_mismatch_is_refused(saved: tuple[Path, bytes]
 
 
 def test_rollback_when_a_later_load_state_dict_refuses(tmp_path: Path) -> None:
-    path = save_checkpoint(tmp_path / "r.safetensors", model=Holder({"w": np.zeros((4, 3))}),
-                           optimizer=Refuses({"state": {}, "param_groups": []}))
+    path = save_checkpoint(
+        tmp_path / "r.safetensors",
+        model=Holder({"w": np.zeros((4, 3))}),
+        optimizer=Refuses({"state": {}, "param_groups": []}),
+    )
     model = Holder({"w": np.full((4, 3), 7.0)})
     optimizer = Refuses({"untouched": True})
     xrandom.manual_seed(5)

@@ -132,7 +132,7 @@ def _decode(node: Any, arrays: Mapping[str, np.ndarray[Any, Any]], used: set[str
     if isinstance(node, list):
         return [_decode(item, arrays, used, where) for item in node]
     if isinstance(node, dict) and len(node) == 1:
-        (tag, body), = node.items()
+        ((tag, body),) = node.items()
         if tag in ("array", "scalar") and isinstance(body, str):
             if body not in arrays:
                 raise CheckpointError(f"{where}: the metadata refers to a missing array {body!r}")
