@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array, ExTensor
-from extensor.training.flat import grad_runs
+from extensor.training.flat import FlatBuffer, grad_runs
 
 __all__ = [
     "clip_grad_norm",
@@ -231,20 +231,38 @@ def _total_norm(params: list[ExTensor], runs: list[Array], order: float, error_i
 
 
 # ------------------------------------------------------------------------------ scaling
-def _runs_are_views(runs: list[Array]) -> bool:
-    """True when every run writes through to a gradient (grad_runs copies non-contiguous ones)."""
-    return not any(run.flags.owndata for run in runs)
+def _runs_are_views(params: list[ExTensor]) -> bool:
+    """True when every run of `grad_runs(params)` writes through to a gradient.
+
+    Buffer gradients always give views; a loose gradient does when it is C-contiguous (a
+    Fortran-ordered one, e.g. from a transposed product, is copied by ``reshape(-1)``).
+    """
+    for param in params:
+        slot = param.grad_slot
+        if slot is not None and isinstance(slot.owner, FlatBuffer):
+            continue
+        gradient = param.grad
+        if gradient is not None and not gradient.flags.c_contiguous:
+            return False
+    return True
+
+
+def _gradient_targets(params: list[ExTensor], runs: list[Array]) -> list[Array]:
+    """What to modify in place: the runs, or each parameter's gradient when a run is a copy."""
+    if _runs_are_views(params):
+        return runs
+    return [gradient for gradient in (param.grad for param in params) if gradient is not None]
 
 
 def _scale_gradients(params: list[ExTensor], runs: list[Array], coefficient: Array) -> None:
     """Multiply every existing gradient by `coefficient` (cast to the gradient's dtype), in place."""
-    targets = runs if _runs_are_views(runs) else [g for g in (p.grad for p in params) if g is not None]
-    for target in targets:
-        factor = target.dtype.type(coefficient)
-        if target.ndim == 1 and target.size >= _PARALLEL_MIN and target.dtype in _KERNEL_DTYPES:
-            _scale_parallel(target, factor)
-        else:
-            target *= factor
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently, as in torch
+        for target in _gradient_targets(params, runs):
+            factor = target.dtype.type(coefficient)
+            if target.ndim == 1 and target.size >= _PARALLEL_MIN and target.dtype in _KERNEL_DTYPES:
+                _scale_parallel(target, factor)
+            else:
+                target *= factor
 
 
 def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Any) -> None:
@@ -268,8 +286,9 @@ def _clip_with_norm(params: list[ExTensor], runs: list[Array], limit: float, nor
     if not runs:
         return
     dtype = norm.dtype.type
-    # torch evaluates max_norm / (norm + eps) as reciprocal(norm + eps) * max_norm
-    coefficient = np.reciprocal(norm + dtype(1e-6)) * dtype(limit)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # torch evaluates max_norm / (norm + eps) as reciprocal(norm + eps) * max_norm
+        coefficient = np.reciprocal(norm + dtype(1e-6)) * dtype(limit)
     coefficient = np.minimum(coefficient, dtype(1.0))  # propagates NaN, as torch.clamp does
     if coefficient == 1.0:
         return  # multiplying by exactly 1 changes nothing
@@ -334,9 +353,7 @@ def clip_grad_value(parameters: Parameters, clip_value: float, foreach: bool | N
     params = _parameter_list(parameters, "clip_grad_value")
     bound = _bound("clip_value", clip_value)
     _check_foreach(foreach)
-    runs = grad_runs(params)
-    targets = runs if _runs_are_views(runs) else [g for g in (p.grad for p in params) if g is not None]
-    for target in targets:
+    for target in _gradient_targets(params, grad_runs(params)):
         limit = target.dtype.type(bound)
         np.clip(target, -limit, limit, out=target)
 
