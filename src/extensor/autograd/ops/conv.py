@@ -1,17 +1,14 @@
-"""2-D convolution (im2col / strided views and one BLAS matmul), forward beside backward.
+"""2-D convolution as im2col plus one BLAS product per group, forward beside backward.
 
-Layout. The padded input x (N, C, Hp, Wp) is viewed, without copying, as the 7-D array
-(N, G, C/G, kh, kw, Ho, Wo) of every kernel tap at every output position; one copy turns it into
-the column matrix `cols` of shape (N, G, K, Ho·Wo) with K = (C/G)·kh·kw. The innermost copied axis
-is the output width, which is contiguous in the input for stride 1, so building `cols` runs at
-memory speed. Then
+The padded input is viewed without copying as every kernel tap at every output position, and one
+copy turns that view into the column matrix `cols` (G, K, N·L), K = (C/G)·kh·kw (see
+`_ColumnPlan` for L and the stride-1 "wide" layout that makes every copied run contiguous). Then
 
-    out[n, g] = W[g] (O/G, K) @ cols[n, g] (K, Ho·Wo)
+    out_g = W_g (O/G, K) @ cols_g (K, N·L)                      one GEMM for the whole batch,
+    dW_g  = g_g (O/G, N·L) @ cols_gᵀ,   dcols_g = W_gᵀ @ g_g,
 
-is a batched BLAS product whose result is already in NCHW order.
-
-Backward: dW = Σₙ g[n] colsᵀ[n]; dcols = Wᵀ g; and col2im adds dcols back into the padded input
-one kernel tap at a time (kh·kw strided slice additions; no scatter-add).
+and col2im adds dcols back into the padded input one kernel tap at a time (kh·kw slice additions,
+no scatter-add).
 """
 
 from __future__ import annotations
@@ -22,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from extensor.autograd.function import as_tensor, record
+from extensor.autograd.ops import _workspace
 from extensor.autograd.ops._layer_checks import pair, require_floating, require_same_dtype, spatial_input
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
@@ -50,31 +48,121 @@ def _padding(
     return ph, ph, pw, pw
 
 
-def _window_view(
-    xp: Array,
-    groups: int,
-    kernel: tuple[int, int],
-    out_hw: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-) -> Array:
-    """The read-only strided view (N, G, C/G, kh, kw, Ho, Wo) of every tap at every output position."""
-    n, c, _, _ = xp.shape
-    s_n, s_c, s_h, s_w = xp.strides
-    return as_strided(
-        xp,
-        shape=(n, groups, c // groups, kernel[0], kernel[1], out_hw[0], out_hw[1]),
-        strides=(
-            s_n,
-            s_c * (c // groups),
-            s_c,
-            s_h * dilation[0],
-            s_w * dilation[1],
-            s_h * stride[0],
-            s_w * stride[1],
-        ),
-        writeable=False,
-    )
+class _ColumnPlan:
+    """How one convolution's input becomes columns, and its gradients go back.
+
+    The columns are laid out (G, K, N·L) with K = (C/G)·kh·kw, so each group's product is one
+    GEMM over the whole batch. With stride 1 ("wide" plan) every output row is computed at the
+    padded width Wp, L = Ho·Wp: tap (p, q) of output element m = i·Wp + j then reads the input at
+    the constant offset p·dh·Wp + q·dw from m, so a column is one contiguous run of the flattened
+    input and the scatter of the backward pass is kh·kw contiguous slice additions. The Wp − Wo
+    extra outputs per row are never returned (their gradient is zero). Other strides read an
+    (N, Ho, Wo) strided view per tap, L = Ho·Wo.
+    """
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        out_channels: int,
+        groups: int,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        dilation: tuple[int, int],
+        pads: tuple[int, int, int, int],
+        out_hw: tuple[int, int],
+    ) -> None:
+        self.n, self.c, self.h, self.w = x_shape
+        self.out_channels, self.groups = out_channels, groups
+        self.kernel, self.stride, self.dilation, self.pads, self.out_hw = (
+            kernel,
+            stride,
+            dilation,
+            pads,
+            out_hw,
+        )
+        top, bottom, left, right = pads
+        self.hp, self.wp = self.h + top + bottom, self.w + left + right
+        self.wide = stride == (1, 1)
+        self.row = self.wp if self.wide else out_hw[1]
+        self.length = out_hw[0] * self.row
+
+    def padded(self, xd: Array) -> Array:
+        """The input inside its zero frame, C-contiguous."""
+        top, bottom, left, right = self.pads
+        if not (top or bottom or left or right):
+            return np.ascontiguousarray(xd)
+        xp = _workspace.take_zeros((self.n, self.c, self.hp, self.wp), xd.dtype)
+        xp[:, :, top : top + self.h, left : left + self.w] = xd
+        return xp
+
+    def columns(self, xd: Array) -> Array:
+        """The (G, K, N·L) column matrix of the input."""
+        (kh, kw), (dh, dw), (ho, wo) = self.kernel, self.dilation, self.out_hw
+        xp = self.padded(xd)
+        s_n, s_c, s_h, s_w = xp.strides
+        if self.wide:
+            cols = _workspace.take((self.c, kh, kw, self.n, self.length), xd.dtype)
+            run = (ho - 1) * self.wp + wo  # the last row stops at the last real output
+            taps = as_strided(
+                xp, (self.c, kh, kw, self.n, run), (s_c, dh * s_h, dw * s_w, s_n, s_w), writeable=False
+            )
+            np.copyto(cols[..., :run], taps)
+            cols[..., run:] = 0
+        else:
+            sh, sw = self.stride
+            cols = _workspace.take((self.c, kh, kw, self.n, ho, wo), xd.dtype)
+            taps = as_strided(
+                xp,
+                (self.c, kh, kw, self.n, ho, wo),
+                (s_c, dh * s_h, dw * s_w, s_n, sh * s_h, sw * s_w),
+                writeable=False,
+            )
+            np.copyto(cols, taps)
+        return cols.reshape(self.groups, -1, self.n * self.length)
+
+    def output(self, product: Array, bias: Array | None) -> Array:
+        """The (N, O, Ho, Wo) result from the (G, O/G, N·L) product, plus the bias."""
+        ho, wo = self.out_hw
+        view = product.reshape(self.out_channels, self.n, ho, self.row)[..., :wo].transpose(1, 0, 2, 3)
+        out = _workspace.take((self.n, self.out_channels, ho, wo), product.dtype)
+        if bias is None:
+            np.copyto(out, view)
+        else:
+            np.add(view, bias[:, None, None], out=out)
+        return out
+
+    def grad_columns(self, g: Array) -> Array:
+        """The output gradient in the product's (G, O/G, N·L) layout (zero on the extra wide outputs)."""
+        ho, wo = self.out_hw
+        allocate = _workspace.take_zeros if self.wide else _workspace.take
+        g_t = allocate((self.out_channels, self.n, ho, self.row), g.dtype)
+        g_t[..., :wo] = g.transpose(1, 0, 2, 3)
+        return g_t.reshape(self.groups, -1, self.n * self.length)
+
+    def input_grad(self, dcols: Array) -> Array:
+        """col2im: add each tap's column gradient back at its input position; crop the frame."""
+        (kh, kw), (dh, dw), (ho, wo) = self.kernel, self.dilation, self.out_hw
+        top, _, left, _ = self.pads
+        if self.wide:
+            taps = dcols.reshape(self.c, kh, kw, self.n, self.length)
+            run = (ho - 1) * self.wp + wo
+            flat = _workspace.take_zeros((self.c, self.n, self.hp * self.wp), dcols.dtype)
+            for p in range(kh):
+                for q in range(kw):
+                    offset = p * dh * self.wp + q * dw
+                    flat[:, :, offset : offset + run] += taps[:, p, q, :, :run]
+            dxp = flat.reshape(self.c, self.n, self.hp, self.wp)
+        else:
+            sh, sw = self.stride
+            taps = dcols.reshape(self.c, kh, kw, self.n, ho, wo)
+            dxp = _workspace.take_zeros((self.c, self.n, self.hp, self.wp), dcols.dtype)
+            for p in range(kh):
+                for q in range(kw):
+                    rows = slice(p * dh, p * dh + sh * (ho - 1) + 1, sh)
+                    cols = slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)
+                    dxp[:, :, rows, cols] += taps[:, p, q]
+        cropped = dxp[:, :, top : top + self.h, left : left + self.w]
+        return np.ascontiguousarray(cropped.transpose(1, 0, 2, 3))
 
 
 @register("conv2d")
@@ -119,7 +207,7 @@ def conv2d(
     kernel = (kh, kw)
     top, bottom, left, right = _padding(padding, kernel, dilation_hw, stride_hw)
     xd = x.data[None] if unbatched else x.data
-    n, c, h, wdt = xd.shape
+    _, c, h, wdt = xd.shape
     if c != group_channels * groups:
         raise ValueError(
             f"{_OP}: weight of shape {w.shape} with groups={groups} expects {group_channels * groups} input "
@@ -138,39 +226,26 @@ def conv2d(
         )
     ho, wo = (hp - span_h) // stride_hw[0] + 1, (wp - span_w) // stride_hw[1] + 1
 
-    if top or bottom or left or right:
-        xp = np.zeros((n, c, hp, wp), dtype=xd.dtype)
-        xp[:, :, top : top + h, left : left + wdt] = xd
-    else:
-        xp = xd
-    k = group_channels * kh * kw
-    cols = np.empty((n, groups, k, ho * wo), dtype=xd.dtype)
-    np.copyto(
-        cols.reshape(n, groups, group_channels, kh, kw, ho, wo),
-        _window_view(xp, groups, kernel, (ho, wo), stride_hw, dilation_hw),
+    plan = _ColumnPlan(
+        xd.shape, out_channels, groups, kernel, stride_hw, dilation_hw, (top, bottom, left, right), (ho, wo)
     )
-    w_mat = w.data.reshape(groups, out_channels // groups, k)
-    out = np.matmul(w_mat, cols).reshape(n, out_channels, ho, wo)
-    if b is not None:
-        out += b.data[:, None, None]
+    cols = plan.columns(xd)
+    w_mat = w.data.reshape(groups, out_channels // groups, -1)
+    product = _workspace.take((groups, out_channels // groups, cols.shape[2]), cols.dtype)
+    out = plan.output(np.matmul(w_mat, cols, out=product), None if b is None else b.data)
+    del product  # back to the pool
 
     def backward(g: Array) -> tuple[Array | None, ...]:
-        g_groups = g.reshape(n, groups, out_channels // groups, ho * wo)
+        g4 = g[None] if unbatched else g
+        g_t = plan.grad_columns(g4)
         dx = dw = db = None
         if w.requires_grad:
-            dw = np.matmul(g_groups, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+            dw = np.matmul(g_t, cols.transpose(0, 2, 1)).reshape(w.shape)
         if b is not None and b.requires_grad:
-            db = g.sum(axis=(0, 2, 3)) if not unbatched else g.sum(axis=(1, 2))
+            db = g4.sum(axis=(0, 2, 3))
         if x.requires_grad:
-            dx = _col2im(
-                np.matmul(w_mat.transpose(0, 2, 1), g_groups),
-                xp.shape,
-                kernel,
-                (ho, wo),
-                stride_hw,
-                dilation_hw,
-            )
-            dx = dx[:, :, top : top + h, left : left + wdt]
+            dcols = _workspace.take(cols.shape, cols.dtype)
+            dx = plan.input_grad(np.matmul(w_mat.transpose(0, 2, 1), g_t, out=dcols))
             if unbatched:
                 dx = dx[0]
         return (dx, dw) if b is None else (dx, dw, db)
@@ -178,30 +253,3 @@ def conv2d(
     result = out[0] if unbatched else out
     inputs = (x, w) if b is None else (x, w, b)
     return record(result, inputs, backward)
-
-
-def _col2im(
-    dcols: Array,
-    padded_shape: tuple[int, ...],
-    kernel: tuple[int, int],
-    out_hw: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-) -> Array:
-    """Add the column gradients (N, G, K, Ho·Wo) back into a zero (N, C, Hp, Wp) array, tap by tap."""
-    n, c, _, _ = padded_shape
-    kh, kw = kernel
-    ho, wo = out_hw
-    taps = dcols.reshape(n, c, kh, kw, ho, wo)
-    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
-    for p in range(kh):
-        row = p * dilation[0]
-        for q in range(kw):
-            col = q * dilation[1]
-            dxp[
-                :,
-                :,
-                row : row + stride[0] * (ho - 1) + 1 : stride[0],
-                col : col + stride[1] * (wo - 1) + 1 : stride[1],
-            ] += taps[:, :, p, q]
-    return dxp
