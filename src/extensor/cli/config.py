@@ -182,11 +182,33 @@ TRAIN_ONLY_OPTIONS: tuple[Option, ...] = (
     ),
     Option("keep_checkpoints", "int", 3, "keep the newest K checkpoints", minimum=1),
     Option("plots", "bool", True, "write PNG plots of loss, accuracy and lr"),
+    Option(
+        "distributed",
+        "bool",
+        False,
+        "train data-parallel over the MPI ranks of this launch (mpiexec -n R python -m mpi4py -m extensor "
+        "train --distributed): each rank takes batch-size/R examples of every batch; rank 0 writes",
+    ),
+    Option(
+        "shard_optimizer",
+        "bool",
+        True,
+        "with --distributed: partition the optimizer state over the ranks (ZeRO stage 1)",
+    ),
 )
 
 #: Options that do not change what a run computes: they may differ when resuming.
 RUN_NEUTRAL = frozenset(
-    {"out", "progress", "checkpoint_every", "keep_checkpoints", "plots", "eval_batch_size"}
+    {
+        "out",
+        "progress",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "plots",
+        "eval_batch_size",
+        "distributed",
+        "shard_optimizer",
+    }
 )
 
 #: Hyperparameter options passed to the optimizer constructor (key -> constructor argument).

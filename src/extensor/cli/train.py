@@ -18,6 +18,7 @@ Ctrl-C (SIGINT): the run stops after the current step, saves, and exits with sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import signal
 import sys
@@ -142,6 +143,28 @@ class _InterruptFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def _data_parallel(settings: Mapping[str, Any]) -> Any:
+    """The `DataParallelLoop` of a `--distributed` run over the MPI world, or None."""
+    if not settings.get("distributed"):
+        return None
+    from extensor.distributed.loop import DataParallelLoop
+
+    return DataParallelLoop(shard_optimizer=bool(settings["shard_optimizer"]))
+
+
+def _prints(settings: Mapping[str, Any]) -> bool:
+    """Whether this process reports to the user: always, except on ranks > 0 of a distributed run."""
+    if not settings.get("distributed"):
+        return True
+    from extensor.distributed import world
+
+    return world().rank == 0
+
+
+def _silent(line: str) -> None:
+    """`write` for the ranks that do not print."""
+
+
 def _describe_lr(optimizer: Any) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
@@ -196,6 +219,10 @@ def run_training(
     from extensor.training import clip_grad_norm, clip_grad_value
 
     started = time.perf_counter()
+    parallel = _data_parallel(settings)
+    show_progress = bool(settings["progress"])
+    if parallel is not None and not parallel.is_root:
+        folder, write, show_progress = None, _silent, False  # rank 0 prints and writes the run folder
     seed = int(settings["seed"])
     data = builders.load_data(settings["dataset"], seed=seed)
     manual_seed(seed)
@@ -203,7 +230,11 @@ def run_training(
     parameters = list(model.parameters())
     optimizer = builders.build_optimizer(settings, parameters)
     criterion = nn.CrossEntropyLoss()
-    loader = DataLoader(data.train, batch_size=settings["batch_size"], shuffle=True, seed=seed)
+    if parallel is None:
+        loader = DataLoader(data.train, batch_size=settings["batch_size"], shuffle=True, seed=seed)
+    else:  # each rank a shard of every epoch's order, an equal share of every global batch
+        batch_size = parallel.local_batch(settings["batch_size"])
+        loader = DataLoader(data.train, batch_size=batch_size, sampler=parallel.sampler(data.train, seed))
     test_loader = DataLoader(data.test, batch_size=settings["eval_batch_size"])
     steps_per_epoch = len(loader)
     epochs = int(settings["epochs"])
@@ -227,6 +258,8 @@ def run_training(
     if resume is not None:
         meta = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler)
         position = Position.from_extra(meta["extra"]["position"])
+    # what the loop calls and steps: the model and optimizer, or their data-parallel wrappers
+    network, stepper = (model, optimizer) if parallel is None else parallel.wrap(model, optimizer)
     metrics_path = folder / "metrics.jsonl" if folder is not None else None
     if folder is not None and metrics_path is not None:
         atomic_write_bytes(folder / "config.toml", config.to_toml(settings, TRAIN_OPTIONS).encode())
@@ -249,16 +282,24 @@ def run_training(
     session_start = time.perf_counter() - position.seconds
 
     def save(reason: str) -> Path | None:
-        if manager is None:
-            return None
-        position.seconds = time.perf_counter() - session_start
-        return manager.save(
-            position.step,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            extra={"config": dict(settings), "position": position.to_extra(), "reason": reason},
-        )
+        # every rank enters: a sharded optimizer's state is gathered from all of them
+        with contextlib.nullcontext() if parallel is None else parallel.gathered_state():
+            if manager is None:
+                return None
+            position.seconds = time.perf_counter() - session_start
+            return manager.save(
+                position.step,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                extra={"config": dict(settings), "position": position.to_extra(), "reason": reason},
+            )
+
+    def stop_requested() -> bool:
+        # all ranks stop together, even if Ctrl-C reached them between different steps
+        if parallel is None:
+            return interrupt.raised
+        return parallel.all_sum([interrupt.raised])[0] > 0
 
     clip_norm = settings["clip_norm"]
     clip_value = settings["clip_value"]
@@ -275,7 +316,7 @@ def run_training(
                 unit="step",
                 leave=True,
                 file=sys.stderr,
-                disable=not settings["progress"],
+                disable=not show_progress,
                 dynamic_ncols=True,
                 mininterval=0.2,
             )
@@ -285,22 +326,29 @@ def run_training(
                     lr = _describe_lr(optimizer)
                     tape = Tape()
                     with tape:
-                        logits = model(inputs)
+                        logits = network(inputs)
                         loss = criterion(logits, targets)
-                    optimizer.zero_grad()
+                    stepper.zero_grad()
                     tape.backward(loss)
-                    if clip_norm:
-                        clip_grad_norm(parameters, clip_norm)
-                    if clip_value is not None:
-                        clip_grad_value(parameters, clip_value)
-                    optimizer.step()
+                    if parallel is not None:  # average over the ranks, then clip as one process would
+                        parallel.finish_gradients(clip_norm, clip_value)
+                    else:
+                        if clip_norm:
+                            clip_grad_norm(parameters, clip_norm)
+                        if clip_value is not None:
+                            clip_grad_value(parameters, clip_value)
+                    stepper.step()
                     if scheduler is not None and not schedule.per_epoch:  # type: ignore[union-attr]
                         scheduler.step()
                     position.step_seconds += time.perf_counter() - step_start
                     count = int(targets.shape[0])
                     loss_value = float(loss.item())
+                    correct = int((logits.data.argmax(axis=1) == targets.data).sum())
+                    if parallel is not None:  # the global batch's numbers, on every rank
+                        total, hits, seen = parallel.all_sum([loss_value * count, correct, count])
+                        count, correct, loss_value = int(seen), int(hits), total / seen
                     position.loss_sum += loss_value * count
-                    position.correct += int((logits.data.argmax(axis=1) == targets.data).sum())
+                    position.correct += correct
                     position.seen += count
                     position.batch += 1
                     position.step += 1
@@ -315,7 +363,7 @@ def run_training(
                             refresh=False,
                         )
                     every = settings["checkpoint_every"]
-                    if interrupt.raised:
+                    if stop_requested():
                         raise Interrupted(save("interrupted"))
                     if every and position.step % every == 0 and position.batch < steps_per_epoch:
                         save("periodic")
@@ -347,7 +395,7 @@ def run_training(
             if metrics_path is not None:
                 report.append_record(metrics_path, record)
             save("epoch")
-            if interrupt.raised:
+            if stop_requested():
                 raise Interrupted(manager.latest() if manager else None)
     position.seconds = time.perf_counter() - session_start
     if folder is not None and settings["plots"] and position.records:
@@ -447,10 +495,14 @@ def command(args: argparse.Namespace) -> int:
     try:
         result = run_training(settings, folder=folder, resume=resume)
     except Interrupted as stop:
+        if not _prints(settings):
+            return INTERRUPTED_STATUS
         print(f"\ninterrupted: checkpoint saved to {stop.checkpoint}", file=sys.stderr)
         if stop.checkpoint is not None:
             print(f"continue with: extensor train --resume {stop.checkpoint}", file=sys.stderr)
         return INTERRUPTED_STATUS
+    if not _prints(settings):
+        return 0
     print(report.epochs_table(result.records))
     final = result.records[-1]
     print(

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -364,13 +365,14 @@ class ShardedOptimizer:
                 np.copyto(shard.state_array(name), array[shard.lo : shard.hi])
             shard.pack.state.clear()
 
-    def state_dict(self) -> dict[str, Any]:
-        """The wrapped optimizer's `state_dict()` (torch's layout), assembled from every rank's slice.
+    @contextmanager
+    def gathered_state(self) -> Iterator[Optimizer]:
+        """Within the block, the wrapped optimizer holds its whole state, assembled from every rank.
 
-        Collective: every rank must call it, and every rank receives the whole state (so each can
-        write, validate or roll back a checkpoint); during the call this rank holds the full
-        state once more. The result loads into this wrapper on any number of ranks, or into the
-        plain wrapped optimizer class in a single process.
+        Collective (every rank enters it). Yields the wrapped optimizer, whose `state_dict()` —
+        or a checkpoint saved from it, under its own class name — is then exactly the unsharded
+        one; on leaving, the full copy is dropped and each rank keeps its slice. Do not step
+        inside the block.
         """
         for shard in self._shards:
             full_state = {}
@@ -380,10 +382,21 @@ class ShardedOptimizer:
                 full_state[name] = self.comm.allgather_(full, shard.counts)
             shard.pack.state = full_state
         try:
-            return self.optimizer.state_dict()
+            yield self.optimizer
         finally:
             for shard in self._shards:
                 shard.pack.state = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The wrapped optimizer's `state_dict()` (torch's layout), assembled from every rank's slice.
+
+        Collective: every rank must call it, and every rank receives the whole state (so each can
+        write, validate or roll back a checkpoint); during the call this rank holds the full
+        state once more. The result loads into this wrapper on any number of ranks, or into the
+        plain wrapped optimizer class in a single process.
+        """
+        with self.gathered_state() as optimizer:
+            return optimizer.state_dict()
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a state dict from `state_dict()` or from the plain optimizer, keeping this rank's slice.
