@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from torch.optim import lr_scheduler as torch_schedulers
 
 from extensor.training import schedulers as our_schedulers
@@ -370,3 +372,44 @@ def test_lambda_state_saves_callable_objects_not_functions(make_pair: Any) -> No
     state["lr_lambdas"][0] = {"rate": 0.5}
     ours.load_state_dict(state)
     assert ours.lr_lambdas[0].rate == 0.5  # type: ignore[attr-defined]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    t_max=st.integers(1, 300),
+    eta_min=st.floats(0.0, 0.01),
+    total=st.integers(20, 400),
+    pct=st.floats(0.05, 0.95),
+    three_phase=st.booleans(),
+    up=st.integers(1, 60),
+    down=st.integers(0, 60),
+    mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
+)
+def test_random_arguments_match_torch(
+    t_max: int, eta_min: float, total: int, pct: float, three_phase: bool, up: int, down: int, mode: str
+) -> None:
+    """Hypothesis draws the arguments; every scheduler still reproduces torch step by step."""
+    assume(pct * total > 1.5 and (1 - (2 * pct if three_phase else pct)) * total > 1.5)
+    factories = [
+        lambda M, o: M.CosineAnnealingLR(o, T_max=t_max, eta_min=eta_min),
+        lambda M, o: M.OneCycleLR(o, max_lr=0.7, total_steps=total, pct_start=pct, three_phase=three_phase),
+        lambda M, o: M.CyclicLR(o, 0.001, 0.05, step_size_up=up, step_size_down=down, mode=mode, gamma=0.99),
+        lambda M, o: M.CosineAnnealingWarmRestarts(o, T_0=up, T_mult=1 + down % 3, eta_min=eta_min),
+    ]
+    for factory in factories:
+        opt, topt = _adam_pair([0.02, 0.2])
+        ours, theirs = factory(our_schedulers, opt), factory(torch_schedulers, topt)
+        for _ in range(min(total, 300)):
+            ours.step()
+            theirs.step()
+            assert ours.get_last_lr() == theirs.get_last_lr()
+            assert [g["betas"] for g in opt.param_groups] == [g["betas"] for g in topt.param_groups]
+
+
+def _adam_pair(lrs: list[float]) -> tuple[Any, Any]:
+    from extensor.core.tensor import ExTensor
+    from extensor.training.optimizers import Adam
+
+    ours = Adam([{"params": [ExTensor(np.zeros(1), requires_grad=True)], "lr": lr} for lr in lrs])
+    theirs = torch.optim.Adam([{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs])
+    return ours, theirs
