@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("mpi4py", reason="the distributed tests need the `mpi` extra (mpi4py + mpich)")
-
 from extensor.distributed.launch import describe, run
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -26,6 +24,7 @@ RunMPI = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def run_mpi() -> RunMPI:
     """`run_mpi(script, processes=2, args=(), ...)`: run scripts/<script>.py under mpiexec."""
+    pytest.importorskip("mpi4py", reason="MPI jobs need the `mpi` extra (mpi4py + mpich)")
 
     def launch(
         script: str,
