@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from extensor.training.optimizers.optimizer import Optimizer
@@ -313,8 +313,3 @@ class LRScheduler:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={getattr(self, 'last_epoch', None)})"
-
-
-def format_sequence(values: Sequence[Any]) -> str:
-    """A short printable form of a list of values for error messages."""
-    return "[" + ", ".join(repr(value) for value in values) + "]"
