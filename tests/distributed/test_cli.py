@@ -32,7 +32,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
 
 
 def train_mpi(processes: int, args: list[str]) -> str:
-    result = run(processes, ["-m", "extensor", *args], timeout=120)
+    result = run(processes, ["-m", "extensor", *args], timeout=300)
     assert result.returncode == 0, describe(result)
     return result.stdout
 

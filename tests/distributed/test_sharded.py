@@ -15,7 +15,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "lars")
 def test_every_optimizer_matches_one_process_and_resumes_on_other_rank_counts(
     run_mpi: RunMPI, tmp_path: Path
 ) -> None:
-    result = run_mpi("parity", args=["--save", str(tmp_path)])
+    result = run_mpi("parity", args=["--save", str(tmp_path)], timeout=300)
     checked = result.stdout.split("checked: ", 1)[1].split()
     expected = [f"{name}/{dtype}" for name in OPTIMIZERS for dtype in ("float64", "float32")]
     assert [item for item in checked if "partial" not in item] == expected
@@ -23,5 +23,5 @@ def test_every_optimizer_matches_one_process_and_resumes_on_other_rank_counts(
     assert {"lars-partial-norms-detected/float64", "lars-partial-norms-detected/float32"} <= set(checked)
 
     # the float64 sharded runs' checkpoints (2 ranks) continue on 3 ranks and in the plain optimizer
-    result = run_mpi("resume", processes=3, args=[str(tmp_path)])
+    result = run_mpi("resume", processes=3, args=[str(tmp_path)], timeout=300)
     assert result.stdout.split("resumed: ", 1)[1].split() == list(OPTIMIZERS)

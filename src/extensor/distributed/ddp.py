@@ -40,8 +40,9 @@ import numpy as np
 from extensor.core.tensor import Array, ExTensor
 from extensor.distributed.comm import DEFAULT_CHUNK_BYTES, Communicator, world
 from extensor.distributed.layout import check_same_layout, describe_arrays
+from extensor.distributed.presence import merge_gradient_presence
 from extensor.distributed.threads import limit_threads
-from extensor.training.flat import FlatBuffer, present_runs
+from extensor.training.flat import FlatBuffer
 
 
 def module_parameters(module: Any) -> list[ExTensor]:
@@ -95,25 +96,6 @@ def gradient_buffers(parameters: list[ExTensor]) -> tuple[list[FlatBuffer], list
         else:
             loose.append(parameter)
     return buffers, loose
-
-
-def average_buffer_gradients(comm: Communicator, buffer: FlatBuffer, chunk_bytes: int) -> None:
-    """Replace `buffer`'s gradients by their average over the ranks, in place (collective).
-
-    A tensor whose gradient is absent on some ranks counts as zero there and is present
-    everywhere afterwards; one absent on every rank stays absent (PyTorch DDP's rule for unused
-    parameters).
-    """
-    flags = buffer.present.astype(np.uint8)
-    comm.allreduce_max_(flags)
-    if not flags.any():
-        return
-    if not buffer.present.all():
-        for first, stop in present_runs(~buffer.present):
-            buffer.grad[buffer.offsets[first] : buffer.offsets[stop]] = 0
-    comm.allreduce_sum_(buffer.grad, chunk_bytes)
-    np.divide(buffer.grad, comm.size, out=buffer.grad)
-    buffer.present[:] = flags.astype(np.bool_)
 
 
 def average_loose_gradients(comm: Communicator, parameters: list[ExTensor]) -> None:
@@ -234,5 +216,9 @@ class DistributedDataParallel:
             self._checked_buffers = buffers
         for buffer in buffers:
             buffer.check_valid()
-            average_buffer_gradients(self.comm, buffer, self.chunk_bytes)
+        # absent gradients count as zeros where others have them (torch DDP's rule)
+        for buffer, any_present in zip(buffers, merge_gradient_presence(self.comm, buffers), strict=True):
+            if any_present:
+                self.comm.allreduce_sum_(buffer.grad, self.chunk_bytes)
+                np.divide(buffer.grad, self.comm.size, out=buffer.grad)
         average_loose_gradients(self.comm, loose)

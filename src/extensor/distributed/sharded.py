@@ -36,11 +36,14 @@ from typing import Any
 import numpy as np
 
 from extensor.core.tensor import Array
-from extensor.distributed.comm import DEFAULT_CHUNK_BYTES, Communicator, world
+from extensor.distributed.comm import Communicator, world
 from extensor.distributed.ddp import broadcast_arrays
 from extensor.distributed.layout import check_same_layout
+from extensor.distributed.presence import merge_gradient_presence
 from extensor.training.flat import segment_sum_squares, sum_squares
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, _Pack
+
+__all__ = ["ShardedOptimizer", "shard_bounds", "state_bytes"]
 
 
 def shard_bounds(size: int, ranks: int) -> Array:
@@ -125,8 +128,8 @@ class ShardedOptimizer:
     optimizer or on this object: `param_groups` is the wrapped optimizer's list.
 
     Args:
-        optimizer: an `extensor.training.optimizers.Optimizer` that has not stepped yet (its
-            state, if any, is taken over) — any of SGD, Adam, AdamW, RMSprop, LARS.
+        optimizer: an `extensor.training.optimizers.Optimizer` (SGD, Adam, AdamW, RMSprop,
+            LARS...); state it already holds (a loaded checkpoint) is taken over, sliced.
         comm: the ranks to shard over; default `extensor.distributed.world()`.
     """
 
@@ -184,24 +187,11 @@ class ShardedOptimizer:
         `zero_grad`; gradients accumulated after it would be ignored by this step.
         """
         comm = self.comm
-        flags = np.concatenate([shard.pack.buffer.present for shard in self._shards]).astype(np.uint8)
-        comm.allreduce_max_(flags)
-        start = 0
-        for shard in self._shards:
-            buffer = shard.pack.buffer
-            count = len(buffer)
-            global_present = flags[start : start + count].astype(np.bool_)
-            start += count
-            if not global_present.any():
-                buffer.present[:] = False
-                continue
-            missing = global_present & ~buffer.present
-            if missing.any():  # absent here, present elsewhere: contributes zeros
-                for index in np.flatnonzero(missing):
-                    buffer.grad[buffer.segment(int(index))] = 0
-            buffer.present[:] = global_present
-            comm.reduce_scatter_sum(buffer.grad, shard.grad, shard.counts)
-            np.divide(shard.grad, comm.size, out=shard.grad)
+        buffers = [shard.pack.buffer for shard in self._shards]
+        for shard, any_present in zip(self._shards, merge_gradient_presence(comm, buffers), strict=True):
+            if any_present:
+                comm.reduce_scatter_sum(shard.pack.buffer.grad, shard.grad, shard.counts)
+                np.divide(shard.grad, comm.size, out=shard.grad)
         self._reduced = True
 
     def clip_grad_norm(
@@ -420,5 +410,3 @@ def state_bytes(optimizer: ShardedOptimizer | Optimizer) -> int:
         return sum(array.nbytes for shard in optimizer._shards for array in shard.state.values())
     return sum(array.nbytes for packs in optimizer._packs for pack in packs for array in pack.state.values())
 
-
-__all__ = ["DEFAULT_CHUNK_BYTES", "ShardedOptimizer", "shard_bounds", "state_bytes"]
