@@ -20,13 +20,15 @@ from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, r
 __all__ = ["Adam", "AdamW", "adam_kernel"]
 
 
-@njit(parallel=True, cache=True, fastmath=False)
-def adam_kernel(
+@njit(cache=True, inline="always")
+def _adam_element(
+    i: int,
     param: Array,
     grad: Array,
     exp_avg: Array,
     exp_avg_sq: Array,
     max_exp_avg_sq: Array,
+    sign: Any,
     decay: Any,
     l2: Any,
     beta1_weight: Any,
@@ -37,14 +39,45 @@ def adam_kernel(
     bias_correction2_sqrt: Any,
     eps: Any,
     amsgrad: bool,
-    maximize: bool,
+) -> None:
+    g = sign * grad[i]
+    p = param[i] * decay
+    g = g + l2 * p
+    m = lerp(exp_avg[i], g, beta1_weight, one_minus_beta1_weight)
+    v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    if amsgrad:
+        v = nan_maximum(max_exp_avg_sq[i], v)
+        max_exp_avg_sq[i] = v
+    denom = np.sqrt(v) / bias_correction2_sqrt + eps
+    param[i] = p + neg_step_size * m / denom
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def adam_kernel(
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    max_exp_avg_sq: Array,
+    sign: Any,
+    decay: Any,
+    l2: Any,
+    beta1_weight: Any,
+    one_minus_beta1_weight: Any,
+    beta2: Any,
+    one_minus_beta2: Any,
+    neg_step_size: Any,
+    bias_correction2_sqrt: Any,
+    eps: Any,
 ) -> None:
     """One Adam/AdamW step over a flat run of parameters, in place, in the parameters' dtype.
 
-    Per element, as torch.optim.Adam (``decay = 1 - lr·wd`` for AdamW, else 1; ``l2 = wd``
-    for Adam, else 0; ``step_size = lr / (1 - β1^t)``)::
+    Per element, as torch.optim.Adam (``sign = -1`` to maximise; ``decay = 1 - lr·wd`` for
+    AdamW, else 1; ``l2 = wd`` for Adam, else 0; ``step_size = lr / (1 - β1^t)``)::
 
-        g = -g if maximize
+        g = sign · g
         p = p · decay                      (decoupled weight decay)
         g = g + l2 · p                     (L2 penalty)
         m = lerp(m, g, 1 - β1)
@@ -52,22 +85,25 @@ def adam_kernel(
         v̂ = max(v̂, v) if amsgrad else v   (max of the raw second moment)
         p = p - step_size · m / (sqrt(v̂) / sqrt(1 - β2^t) + eps)
 
-    `max_exp_avg_sq` may be empty when not `amsgrad`.
+    AMSGrad is on when `max_exp_avg_sq` is not empty. Options are coefficients rather than
+    branches (exact for finite values), and AMSGrad selects one of two loops, so that each
+    loop vectorises.
     """
-    for i in prange(param.size):
-        g = -grad[i] if maximize else grad[i]
-        p = param[i] * decay
-        if l2 != 0:
-            g = g + l2 * p
-        m = lerp(exp_avg[i], g, beta1_weight, one_minus_beta1_weight)
-        v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
-        exp_avg[i] = m
-        exp_avg_sq[i] = v
-        if amsgrad:
-            v = nan_maximum(max_exp_avg_sq[i], v)
-            max_exp_avg_sq[i] = v
-        denom = np.sqrt(v) / bias_correction2_sqrt + eps
-        param[i] = p + neg_step_size * m / denom
+    n = param.size
+    if max_exp_avg_sq.size == 0:
+        for i in prange(n):
+            _adam_element(
+                i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, sign, decay, l2, beta1_weight,
+                one_minus_beta1_weight, beta2, one_minus_beta2, neg_step_size, bias_correction2_sqrt, eps,
+                False,
+            )  # fmt: skip
+    else:
+        for i in prange(n):
+            _adam_element(
+                i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, sign, decay, l2, beta1_weight,
+                one_minus_beta1_weight, beta2, one_minus_beta2, neg_step_size, bias_correction2_sqrt, eps,
+                True,
+            )  # fmt: skip
 
 
 class Adam(Optimizer):
@@ -159,7 +195,8 @@ class Adam(Optimizer):
             run.grad,
             run.buffer("exp_avg"),
             run.buffer("exp_avg_sq"),
-            run.buffer("max_exp_avg_sq"),
+            run.buffer("max_exp_avg_sq"),  # empty without amsgrad
+            run.scalar(-1.0 if group["maximize"] else 1.0),
             run.scalar(1 - lr * weight_decay if self.decoupled_weight_decay else 1.0),
             run.scalar(0.0 if self.decoupled_weight_decay else weight_decay),
             beta1_weight,
@@ -169,8 +206,6 @@ class Adam(Optimizer):
             run.scalar(-step_size),
             run.scalar(bias_correction2**0.5),
             run.scalar(group["eps"]),
-            bool(group["amsgrad"]),
-            bool(group["maximize"]),
         )
 
 

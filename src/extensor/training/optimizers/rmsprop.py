@@ -19,13 +19,15 @@ from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, r
 __all__ = ["RMSprop", "rmsprop_kernel"]
 
 
-@njit(parallel=True, cache=True, fastmath=False)
-def rmsprop_kernel(
+@njit(cache=True, inline="always")
+def _rmsprop_element(
+    i: int,
     param: Array,
     grad: Array,
     square_avg: Array,
     grad_avg: Array,
     momentum_buffer: Array,
+    sign: Any,
     neg_lr: Any,
     weight_decay: Any,
     alpha: Any,
@@ -34,43 +36,85 @@ def rmsprop_kernel(
     eps: Any,
     momentum: Any,
     centered: bool,
-    maximize: bool,
+    use_momentum: bool,
+) -> None:
+    p = param[i]
+    g = sign * grad[i] + weight_decay * p
+    s = square_avg[i] * alpha + one_minus_alpha * g * g
+    square_avg[i] = s
+    if centered:
+        a = lerp(grad_avg[i], g, one_minus_alpha, alpha_complement)
+        grad_avg[i] = a
+        d = np.sqrt(s + -a * a) + eps
+    else:
+        d = np.sqrt(s) + eps
+    if use_momentum:
+        b = momentum_buffer[i] * momentum + g / d
+        momentum_buffer[i] = b
+        param[i] = p + neg_lr * b
+    else:
+        param[i] = p + neg_lr * g / d
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def rmsprop_kernel(
+    param: Array,
+    grad: Array,
+    square_avg: Array,
+    grad_avg: Array,
+    momentum_buffer: Array,
+    sign: Any,
+    neg_lr: Any,
+    weight_decay: Any,
+    alpha: Any,
+    one_minus_alpha: Any,
+    alpha_complement: Any,
+    eps: Any,
+    momentum: Any,
 ) -> None:
     """One RMSprop step over a flat run of parameters, in place, in the parameters' dtype.
 
     Per element, as torch.optim.RMSprop (``eps`` outside the square root; the momentum
-    buffer starts at zero)::
+    buffer starts at zero; ``sign = -1`` to maximise)::
 
-        g = -g if maximize
-        g = g + weight_decay · p
+        g = sign · g + weight_decay · p
         s = α s + (1 - α) g²
         a = lerp(a, g, 1 - α); d = sqrt(s - a²) + eps     if centered
         d = sqrt(s) + eps                                  otherwise
-        b = μ b + g / d; p = p - lr · b                    if μ > 0
+        b = μ b + g / d; p = p - lr · b                    with momentum
         p = p - lr · g / d                                 otherwise
 
-    `grad_avg` / `momentum_buffer` may be empty when not centered / ``μ == 0``.
-    ``alpha_complement`` is ``1 - (1 - α)`` in the element dtype (lerp's second branch).
+    Centering is on when `grad_avg` is not empty, momentum when `momentum_buffer` is not;
+    each of the four combinations is its own branch-free loop, so that it vectorises.
+    ``alpha_complement`` is ``1 - (1 - α)`` in the element dtype (lerp's second formula).
     """
-    for i in prange(param.size):
-        g = -grad[i] if maximize else grad[i]
-        p = param[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
-        s = square_avg[i] * alpha + one_minus_alpha * g * g
-        square_avg[i] = s
-        if centered:
-            a = lerp(grad_avg[i], g, one_minus_alpha, alpha_complement)
-            grad_avg[i] = a
-            d = np.sqrt(s + -a * a) + eps
-        else:
-            d = np.sqrt(s) + eps
-        if momentum > 0:
-            b = momentum_buffer[i] * momentum + g / d
-            momentum_buffer[i] = b
-            param[i] = p + neg_lr * b
-        else:
-            param[i] = p + neg_lr * g / d
+    n = param.size
+    centered = grad_avg.size != 0
+    use_momentum = momentum_buffer.size != 0
+    if centered and use_momentum:
+        for i in prange(n):
+            _rmsprop_element(
+                i, param, grad, square_avg, grad_avg, momentum_buffer, sign, neg_lr, weight_decay, alpha,
+                one_minus_alpha, alpha_complement, eps, momentum, True, True,
+            )  # fmt: skip
+    elif centered:
+        for i in prange(n):
+            _rmsprop_element(
+                i, param, grad, square_avg, grad_avg, momentum_buffer, sign, neg_lr, weight_decay, alpha,
+                one_minus_alpha, alpha_complement, eps, momentum, True, False,
+            )  # fmt: skip
+    elif use_momentum:
+        for i in prange(n):
+            _rmsprop_element(
+                i, param, grad, square_avg, grad_avg, momentum_buffer, sign, neg_lr, weight_decay, alpha,
+                one_minus_alpha, alpha_complement, eps, momentum, False, True,
+            )  # fmt: skip
+    else:
+        for i in prange(n):
+            _rmsprop_element(
+                i, param, grad, square_avg, grad_avg, momentum_buffer, sign, neg_lr, weight_decay, alpha,
+                one_minus_alpha, alpha_complement, eps, momentum, False, False,
+            )  # fmt: skip
 
 
 class RMSprop(Optimizer):
@@ -162,6 +206,7 @@ class RMSprop(Optimizer):
             run.buffer("square_avg"),
             run.buffer("grad_avg"),
             run.buffer("momentum_buffer"),
+            run.scalar(-1.0 if group["maximize"] else 1.0),
             run.scalar(-float(group["lr"])),
             run.scalar(group["weight_decay"]),
             run.scalar(alpha),
@@ -169,6 +214,4 @@ class RMSprop(Optimizer):
             run.scalar(1) - one_minus_alpha,
             run.scalar(group["eps"]),
             run.scalar(group["momentum"]),
-            bool(group["centered"]),
-            bool(group["maximize"]),
         )

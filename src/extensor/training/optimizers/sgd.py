@@ -25,27 +25,28 @@ def _momentum_sgd_segment(
     grad: Array,
     buf: Array,
     scale: Any,
+    sign: Any,
     neg_lr: Any,
     weight_decay: Any,
-    momentum: Any,
-    dampening_keep: Any,
-    nesterov: bool,
-    maximize: bool,
-    first: bool,
+    buf_decay: Any,
+    grad_weight: Any,
+    g_weight: Any,
+    b_weight: Any,
 ) -> None:
-    # The loop runs from 0 over slices so that LLVM can prove indices non-negative and vectorise.
-    for i in range(param.size):
-        g = -grad[i] if maximize else grad[i]
-        p = param[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p  # L2 penalty, coupled into the gradient
-        g = g * scale  # LARS trust ratio; exactly 1 for SGD
-        if momentum != 0:
-            # torch: the first momentum step copies the gradient
-            b = g if first else buf[i] * momentum + dampening_keep * g
+    # Loops run from 0 over slices so that LLVM can prove indices non-negative and vectorise, and
+    # carry no branch: options are coefficients, and "has a momentum buffer" picks the loop.
+    if buf.size == 0:
+        for i in range(param.size):
+            p = param[i]
+            g = (sign * grad[i] + weight_decay * p) * scale
+            param[i] = p + neg_lr * g
+    else:
+        for i in range(param.size):
+            p = param[i]
+            g = (sign * grad[i] + weight_decay * p) * scale
+            b = buf_decay * buf[i] + grad_weight * g
             buf[i] = b
-            g = g + momentum * b if nesterov else b
-        param[i] = p + neg_lr * g
+            param[i] = p + neg_lr * (g_weight * g + b_weight * b)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -56,29 +57,28 @@ def momentum_sgd_kernel(
     offsets: Array,
     scales: Array,
     n_chunks: int,
+    sign: Any,
     neg_lr: Any,
     weight_decay: Any,
-    momentum: Any,
-    dampening_keep: Any,
-    nesterov: bool,
-    maximize: bool,
-    first: bool,
+    buf_decay: Any,
+    grad_weight: Any,
+    g_weight: Any,
+    b_weight: Any,
 ) -> None:
     """One SGD step over a flat run of parameters, in place, in the parameters' dtype.
 
-    Per element, with ``g`` the gradient and ``s`` the scale of the element's segment (tensor)::
+    Per element, with ``s`` the scale of the element's segment (tensor)::
 
-        g = -g if maximize
-        g = (g + weight_decay * p) * s
-        if momentum != 0:
-            b = g if first else momentum * b + (1 - dampening) * g
-            g = g + momentum * b if nesterov else b
-        p = p - lr * g
+        g = (sign · g + weight_decay · p) · s
+        b = buf_decay · b + grad_weight · g           (only when `buf` is not empty)
+        p = p - lr · (g_weight · g + b_weight · b)    (p = p - lr · g without a buffer)
 
+    `momentum_sgd` sets the coefficients so that this is torch's SGD exactly for finite
+    values: ``sign = -1`` to maximise; ``b = μ b + (1 - τ) g``, or ``0 · b + 1 · g = g`` on the
+    first step (the buffer is still zero); ``g + μ b`` with Nesterov, else ``0 · g + 1 · b``.
     `offsets` (int64, from 0 to ``param.size``) delimit the segments and `scales` holds one
-    factor per segment. `buf` may be empty when ``momentum == 0``. The array is cut into
-    `n_chunks` equal chunks processed in parallel; within a chunk each segment piece is one
-    vectorised loop.
+    factor per segment. The array is cut into `n_chunks` equal chunks processed in parallel;
+    within a chunk each segment piece is one vectorised loop.
     """
     size = param.size
     for chunk in prange(n_chunks):
@@ -92,37 +92,42 @@ def momentum_sgd_kernel(
                 _momentum_sgd_segment(
                     param[position:stop],
                     grad[position:stop],
-                    buf[position:stop] if momentum != 0 else buf,
+                    buf[position:stop] if buf.size != 0 else buf,
                     scales[segment],
+                    sign,
                     neg_lr,
                     weight_decay,
-                    momentum,
-                    dampening_keep,
-                    nesterov,
-                    maximize,
-                    first,
+                    buf_decay,
+                    grad_weight,
+                    g_weight,
+                    b_weight,
                 )
                 position = stop
             segment += 1
 
 
 def momentum_sgd(group: ParamGroup, run: Run, offsets: Array, scales: Array) -> None:
-    """Call `momentum_sgd_kernel` on `run` with `group`'s hyperparameters and per-segment `scales`."""
+    """Call `momentum_sgd_kernel` on `run` with `group`'s hyperparameters and per-segment `scales`.
+
+    Turns torch's branches into the kernel's coefficients (exact for finite values).
+    """
     momentum = float(group["momentum"])
+    first = run.step == 1.0
+    nesterov = bool(group["nesterov"])
     momentum_sgd_kernel(
         run.param,
         run.grad,
-        run.buffer("momentum_buffer"),
+        run.buffer("momentum_buffer"),  # empty without momentum: the kernel then keeps none
         offsets,
         scales,
         parallel_chunks(run.param.size),
+        run.scalar(-1.0 if group.get("maximize", False) else 1.0),
         run.scalar(-float(group["lr"])),
         run.scalar(group["weight_decay"]),
-        run.scalar(momentum),
-        run.scalar(1.0 - float(group["dampening"])),
-        bool(group["nesterov"]),
-        bool(group.get("maximize", False)),
-        run.step == 1.0,
+        run.scalar(0.0 if first else momentum),
+        run.scalar(1.0 if first else 1.0 - float(group["dampening"])),
+        run.scalar(1.0 if nesterov else 0.0),
+        run.scalar(momentum if nesterov else 1.0),
     )
 
 
