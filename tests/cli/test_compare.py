@@ -30,11 +30,11 @@ def test_compare_two_optimizers(run_cli: Callable[..., Outcome], tmp_path: Path)
     assert table.strip().endswith(result.out.split("\n\n")[1].strip().splitlines()[-1])
     rows = [line for line in table.splitlines() if line.startswith("| ") and "optimizer" not in line]
     assert [r.split("|")[1].strip() for r in rows] == ["sgd", "adam"]
-    assert [r.split("|")[2].strip() for r in rows] == ["0.1", "0.01"]
+    assert [r.split("|")[2].strip() for r in rows] == ["1", "0.01"]  # sgd at its recommended lr
     assert (out / "compare.png").read_bytes().startswith(b"\x89PNG")
     for name in ("sgd", "adam"):
         records = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
         assert len(records) == 2
         accuracy = float(next(r for r in rows if r.split("|")[1].strip() == name).split("|")[4])
-        assert abs(accuracy - 100 * records[-1]["test_accuracy"]) < 1e-3
+        assert abs(accuracy - 100 * records[-1]["test_accuracy"]) <= 0.005  # printed with 2 decimals
         assert not (out / name / "checkpoints").exists()

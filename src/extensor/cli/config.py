@@ -135,6 +135,14 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     ),
     Option("seed", "int", 0, "seed of initialisation, data order and dropout", minimum=0),
     Option("eval_batch_size", "int", 512, "examples per evaluation batch", minimum=1),
+    Option(
+        "threads",
+        "int",
+        1,
+        "threads for BLAS and the optimizer kernels; results depend on it, 1 is fastest for these small "
+        "models (a --distributed rank takes its share of the cores instead)",
+        minimum=1,
+    ),
     Option("progress", "bool", True, "show tqdm progress bars"),
 )
 

@@ -53,11 +53,21 @@ def _cell(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table with right-aligned numeric columns."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    numeric = [bool(rows) and all(isinstance(r[i], (int, float)) for r in rows) for i in range(len(headers))]
+    numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)]
@@ -80,12 +90,12 @@ def epochs_table(records: Sequence[Mapping[str, Any]]) -> str:
         [
             r["epoch"],
             r["step"],
-            r["train_loss"],
-            100 * r["train_accuracy"],
-            r["test_loss"],
-            100 * r["test_accuracy"],
-            r["lr"],
-            r["seconds"],
+            f"{r['train_loss']:.4g}",
+            f"{100 * r['train_accuracy']:.2f}",
+            f"{r['test_loss']:.4g}",
+            f"{100 * r['test_accuracy']:.2f}",
+            f"{r['lr']:.4g}",
+            f"{r['seconds']:.1f}",
         ]
         for r in records
     ]

@@ -65,7 +65,8 @@ class Position:
     correct: int = 0
     seen: int = 0
     seconds: float = 0.0  # wall time of the run so far (all sessions)
-    step_seconds: float = 0.0  # of which inside training steps
+    step_seconds: float = 0.0  # time inside training steps, without each session's first (JIT warm-up)
+    timed_steps: int = 0  # the steps step_seconds covers
     records: list[dict[str, Any]] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
     step_lr: list[float] = field(default_factory=list)
@@ -81,6 +82,7 @@ class Position:
             "seen": self.seen,
             "seconds": self.seconds,
             "step_seconds": self.step_seconds,
+            "timed_steps": self.timed_steps,
             "records": self.records,
             "step_loss": np.asarray(self.step_loss, np.float64),
             "step_lr": np.asarray(self.step_lr, np.float64),
@@ -98,6 +100,7 @@ class Position:
             seen=int(extra["seen"]),
             seconds=float(extra["seconds"]),
             step_seconds=float(extra["step_seconds"]),
+            timed_steps=int(extra["timed_steps"]),
             records=[dict(r) for r in extra["records"]],
             step_loss=[float(v) for v in extra["step_loss"]],
             step_lr=[float(v) for v in extra["step_lr"]],
@@ -114,9 +117,15 @@ class RunResult:
     steps_per_epoch: int
     seconds: float
     step_seconds: float
+    timed_steps: int
     steps: int
     folder: Path | None
     model: Any
+
+    @property
+    def steps_per_second(self) -> float:
+        """Training throughput over the timed steps (optimizer steps per second of step time)."""
+        return self.timed_steps / self.step_seconds if self.step_seconds > 0 else float("nan")
 
 
 class _InterruptFlag:
@@ -215,11 +224,17 @@ def run_training(
     from extensor.autograd import Tape
     from extensor.core.random import manual_seed
     from extensor.data import DataLoader
+    from extensor.distributed.comm import SingleProcess
+    from extensor.distributed.threads import limit_threads
     from extensor.models import build_model
     from extensor.training import clip_grad_norm, clip_grad_value
 
-    started = time.perf_counter()
     parallel = _data_parallel(settings)
+    if parallel is None:
+        # BLAS's thread count changes the rounding of matrix products: fixing it (and recording it in
+        # the config) keeps a resumed run bit-identical whatever the environment says. Distributed
+        # ranks get their share of the cores from the data-parallel loop instead.
+        limit_threads(SingleProcess(), threads=int(settings["threads"]))
     show_progress = bool(settings["progress"])
     if parallel is not None and not parallel.is_root:
         folder, write, show_progress = None, _silent, False  # rank 0 prints and writes the run folder
@@ -304,6 +319,7 @@ def run_training(
     clip_norm = settings["clip_norm"]
     clip_value = settings["clip_value"]
     model.train()
+    warm = False  # the first step of a session compiles/loads kernels: not counted in steps/s
     with _InterruptFlag() as interrupt:
         while position.epoch < epochs:
             epoch = position.epoch
@@ -340,7 +356,10 @@ def run_training(
                     stepper.step()
                     if scheduler is not None and not schedule.per_epoch:  # type: ignore[union-attr]
                         scheduler.step()
-                    position.step_seconds += time.perf_counter() - step_start
+                    if warm:
+                        position.step_seconds += time.perf_counter() - step_start
+                        position.timed_steps += 1
+                    warm = True
                     count = int(targets.shape[0])
                     loss_value = float(loss.item())
                     correct = int((logits.data.argmax(axis=1) == targets.data).sum())
@@ -400,7 +419,6 @@ def run_training(
     position.seconds = time.perf_counter() - session_start
     if folder is not None and settings["plots"] and position.records:
         plots.run_plots(folder, position.records, position.step_loss, position.step_lr, steps_per_epoch)
-    del started
     return RunResult(
         records=position.records,
         step_loss=position.step_loss,
@@ -408,6 +426,7 @@ def run_training(
         steps_per_epoch=steps_per_epoch,
         seconds=position.seconds,
         step_seconds=position.step_seconds,
+        timed_steps=position.timed_steps,
         steps=position.step,
         folder=folder,
         model=model,
@@ -507,7 +526,7 @@ def command(args: argparse.Namespace) -> int:
     final = result.records[-1]
     print(
         f"\nfinal test accuracy {100 * final['test_accuracy']:.2f}% after {result.steps} steps in "
-        f"{result.seconds:.1f} s ({result.steps / max(result.step_seconds, 1e-9):.0f} steps/s); "
+        f"{result.seconds:.1f} s ({result.steps_per_second:.0f} steps/s); "
         f"run folder: {folder}"
     )
     return 0
