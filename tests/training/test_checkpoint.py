@@ -332,3 +332,123 @@ def test_manager_keeps_the_newest(tmp_path: Path) -> None:
         CheckpointManager(folder, keep_last=0)
     with pytest.raises(ValueError, match="step"):
         manager.path_for(-1)
+
+
+# ---------------------------------------------------------------------------------------------- real objects
+def _train(model: Any, optimizer: Any, scheduler: Any, steps: int, seed: int) -> None:
+    """A few real steps (with dropout drawing from the default generator) on random data."""
+    from extensor.autograd import Tape
+    from extensor.core import ExTensor
+    from extensor.nn import CrossEntropyLoss
+
+    rng = np.random.default_rng(seed)
+    criterion = CrossEntropyLoss()
+    dtype = next(iter(model.parameters())).dtype
+    for _ in range(steps):
+        x = ExTensor(rng.standard_normal((8, 1, 8, 8)).astype(dtype))
+        y = ExTensor(rng.integers(0, 10, 8))
+        tape = Tape()
+        with tape:
+            loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        tape.backward(loss)
+        optimizer.step()
+        scheduler.step()
+
+
+def _objects(
+    optimizer_name: str = "AdamW", dtype: Any = np.float32, channels: tuple[int, int] = (16, 32)
+) -> tuple[Any, Any, Any]:
+    from extensor.models import LeNet5
+    from extensor.training import optimizers, schedulers
+
+    xrandom.manual_seed(0)
+    model = LeNet5(1, (8, 8), 10, dropout=0.2, channels=channels)
+    if dtype == np.float64:
+        model = model.double()
+    cls = getattr(optimizers, optimizer_name)
+    optimizer = (
+        cls(model.parameters(), lr=0.05)
+        if optimizer_name in ("SGD", "LARS")
+        else cls(model.parameters(), lr=1e-3)
+    )
+    scheduler = schedulers.CosineAnnealingLR(optimizer, T_max=20)
+    return model, optimizer, scheduler
+
+
+def _state_bytes(obj: Any) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, np.ndarray | np.generic):
+            out.append((f"{path}:{value.dtype}", np.asarray(value).tobytes()))
+        elif isinstance(value, dict):
+            for key in value:
+                walk(value[key], f"{path}/{key}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}/{i}")
+        else:
+            out.append((path, repr(value).encode()))
+
+    walk(obj.state_dict(), "")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("optimizer_name", "dtype"),
+    [("AdamW", np.float32), ("SGD", np.float64), ("RMSprop", np.float32), ("LARS", np.float64)],
+)
+def test_real_training_resumes_bit_identically(tmp_path: Path, optimizer_name: str, dtype: Any) -> None:
+    model, optimizer, scheduler = _objects(optimizer_name, dtype)
+    _train(model, optimizer, scheduler, 5, seed=1)
+    path = save_checkpoint(
+        tmp_path / "mid.safetensors", model=model, optimizer=optimizer, scheduler=scheduler
+    )
+    _train(model, optimizer, scheduler, 5, seed=2)
+
+    fresh_model, fresh_optimizer, fresh_scheduler = _objects(optimizer_name, dtype)
+    xrandom.manual_seed(12345)  # load_checkpoint restores the dropout stream
+    load_checkpoint(path, model=fresh_model, optimizer=fresh_optimizer, scheduler=fresh_scheduler)
+    _train(fresh_model, fresh_optimizer, fresh_scheduler, 5, seed=2)
+    for name, value in model.state_dict().items():
+        assert fresh_model.state_dict()[name].dtype == dtype
+        assert fresh_model.state_dict()[name].tobytes() == value.tobytes(), name
+    assert _state_bytes(fresh_optimizer) == _state_bytes(optimizer)
+    assert fresh_scheduler.state_dict() == scheduler.state_dict()
+
+
+def test_mismatched_objects_are_refused_and_unchanged(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _objects("AdamW")
+    _train(model, optimizer, scheduler, 2, seed=1)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=optimizer, scheduler=scheduler)
+
+    def attempt(target_model: Any, target_optimizer: Any, target_scheduler: Any, message: str) -> None:
+        before = [_state_bytes(o) for o in (target_model, target_optimizer, target_scheduler)]
+        rng_before = xrandom.get_rng_state()
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path, model=target_model, optimizer=target_optimizer, scheduler=target_scheduler)
+        assert [_state_bytes(o) for o in (target_model, target_optimizer, target_scheduler)] == before
+        assert xrandom.get_rng_state() == rng_before
+
+    # A model of another shape.
+    attempt(*_objects("AdamW", channels=(8, 32)), message=r"shape \(16, 1, 3, 3\), expected \(8, 1, 3, 3\)")
+    # Another dtype.
+    attempt(*_objects("AdamW", np.float64), message="dtype float32, expected float64")
+    # Another optimizer class, with the right model.
+    attempt(*_objects("Adam"), message="holds AdamW optimizer state, but the optimizer given is a Adam")
+    # Another scheduler class.
+    from extensor.training import schedulers
+
+    m, o, _ = _objects("AdamW")
+    attempt(m, o, schedulers.StepLR(o, step_size=3), message="holds CosineAnnealingLR scheduler state")
+    # Same classes, but the parameters split into two groups.
+    from extensor.models import LeNet5
+    from extensor.training.optimizers import AdamW
+
+    m = LeNet5(1, (8, 8), 10, dropout=0.2, channels=(16, 32))
+    params = list(m.parameters())
+    o = AdamW([{"params": params[:2]}, {"params": params[2:]}], lr=1e-3)
+    attempt(
+        m, o, schedulers.CosineAnnealingLR(o, T_max=20), message="2 parameter groups saved|1 parameter groups"
+    )
