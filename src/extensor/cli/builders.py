@@ -1,7 +1,7 @@
 """From settings to objects: the datasets, the optimizer and the learning-rate schedule of a run.
 
-The recommended learning rates live here too: they are what `extensor train` and `extensor compare`
-use when `--lr` is not given (tuned for the built-in models on Digits; see `RECOMMENDED_LR`).
+When `--lr` is not given, the optimizer gets its recommended rate from `config.RECOMMENDED_LR`
+(measured on the built-in models and Digits).
 """
 
 from __future__ import annotations
@@ -13,21 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extensor.cli.config import ConfigError
+from extensor.cli.config import RECOMMENDED_LR, ConfigError
 from extensor.data import Dataset
-
-#: Learning rate used when `--lr` is not given (per optimizer; "sgd-momentum" is SGD with momentum 0.9).
-#: Measured with `extensor compare` defaults (CNN on Digits, batch 32, 10 epochs, 1-epoch warm-up then
-#: cosine, gradient norm clipped to 1): each reaches >= 97% test accuracy on seeds 0-2. Larger than the
-#: seed table's textbook values because the run is short (450 steps) and clipping bounds each step.
-RECOMMENDED_LR: dict[str, float] = {
-    "sgd": 1.0,
-    "sgd-momentum": 0.1,
-    "adam": 1e-2,
-    "adamw": 1e-2,
-    "rmsprop": 1e-2,
-    "lars": 10.0,
-}
 
 #: Each optimizer's class name in `extensor.training.optimizers` and the settings it accepts.
 _OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {

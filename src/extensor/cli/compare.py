@@ -1,7 +1,7 @@
 """`extensor compare`: the same model, data and seed trained with several optimizers, side by side.
 
 By default it runs the seed's comparison table — SGD, SGD with momentum, Adam, AdamW, RMSprop and
-LARS — each at the learning rate `builders.RECOMMENDED_LR` gives it, then writes one figure with
+LARS — each at the learning rate `config.RECOMMENDED_LR` gives it, then writes one figure with
 every loss and accuracy curve (compare.png) and a markdown table (compare.md, also printed) of the
 final train loss, test accuracy, wall time and steps per second.
 """

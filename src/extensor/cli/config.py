@@ -64,6 +64,20 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "lars")
 #: The models `--model` accepts.
 MODELS = ("cnn", "mlp")
 
+#: Learning rate used when `--lr` is not given (per optimizer; "sgd-momentum" is SGD with momentum 0.9).
+#: Measured with `extensor compare` defaults (CNN on Digits, batch 32, 10 epochs, 1-epoch warm-up then
+#: cosine, gradient norm clipped to 1): each reaches >= 97% test accuracy on seeds 0-2. Larger than the
+#: seed table's textbook values because the run is short (450 steps) and clipping bounds each step.
+RECOMMENDED_LR: dict[str, float] = {
+    "sgd": 1.0,
+    "sgd-momentum": 0.1,
+    "adam": 1e-2,
+    "adamw": 1e-2,
+    "rmsprop": 1e-2,
+    "lars": 10.0,
+}
+
+
 # Options shared by `train` and `compare` (the model, the data, the schedule, the loop).
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("model", "str", "cnn", "network: LeNet-5-style CNN or MLP", choices=MODELS),
@@ -153,7 +167,9 @@ OPTIMIZER_OPTIONS: tuple[Option, ...] = (
         "lr",
         "float",
         None,
-        "learning rate (default: the optimizer's recommended lr for this command)",
+        "learning rate (default: the optimizer's recommended lr here: "
+        + ", ".join(f"{name} {lr:g}" for name, lr in RECOMMENDED_LR.items())
+        + ")",
         minimum=0.0,
         nullable=True,
     ),
