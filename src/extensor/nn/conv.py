@@ -11,7 +11,7 @@ from extensor.autograd.ops._layer_checks import pair
 from extensor.autograd.ops.conv import conv2d
 from extensor.core.tensor import ExTensor
 from extensor.nn import init
-from extensor.nn.linear import floating_dtype, positive_int
+from extensor.nn.linear import check_device, floating_dtype, positive_int
 from extensor.nn.module import Module
 from extensor.nn.parameter import Parameter
 
@@ -30,6 +30,7 @@ class Conv2d(Module):
         groups: split channels into independent groups.
         bias: learn a per-channel bias.
         padding_mode: only 'zeros' is implemented.
+        device: None or 'cpu' (accepted for torch compatibility).
         dtype: parameter dtype (float32 by default).
         generator: a numpy.random.Generator for the initial values.
     """
@@ -45,11 +46,14 @@ class Conv2d(Module):
         groups: int = 1,
         bias: bool = True,
         padding_mode: str = "zeros",
+        device: Any = None,
         dtype: Any = None,
+        *,
         generator: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
         name = "Conv2d"
+        check_device(device, name)
         self.in_channels = positive_int("in_channels", in_channels, name)
         self.out_channels = positive_int("out_channels", out_channels, name)
         self.groups = positive_int("groups", groups, name)

@@ -21,6 +21,12 @@ def positive_int(name: str, value: Any, layer: str) -> int:
     return int(value)
 
 
+def check_device(device: Any, layer: str) -> None:
+    """Accept torch's `device` argument when it names the CPU (or is None): arrays live in host memory."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"{layer}: only the 'cpu' device exists, got device={device!r}")
+
+
 def floating_dtype(dtype: Any, layer: str) -> np.dtype[Any]:
     """The parameters' dtype: float32 by default (as torch), float64 or float16 on request."""
     resolved = np.dtype(np.float32 if dtype is None else dtype)
@@ -38,6 +44,7 @@ class Linear(Module):
     Args:
         in_features, out_features: sizes of the input and output features.
         bias: learn an additive bias.
+        device: None or 'cpu' (accepted for torch compatibility).
         dtype: parameter dtype (float32 by default).
         generator: a numpy.random.Generator for the initial values.
     """
@@ -47,10 +54,13 @@ class Linear(Module):
         in_features: int,
         out_features: int,
         bias: bool = True,
+        device: Any = None,
         dtype: Any = None,
+        *,
         generator: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        check_device(device, "Linear")
         self.in_features = positive_int("in_features", in_features, "Linear")
         self.out_features = positive_int("out_features", out_features, "Linear")
         resolved = floating_dtype(dtype, "Linear")

@@ -353,7 +353,8 @@ class Module:
         copy them for a snapshot), or the ExTensors when `keep_vars`.
         """
         result: OrderedDict[str, Any] = OrderedDict()
-        for owner_name, owner in self.named_modules(prefix.rstrip(".")):
+        # like torch, a module reachable under two names is saved under both
+        for owner_name, owner in self.named_modules(prefix.rstrip("."), remove_duplicate=False):
             head = f"{owner_name}." if owner_name else ""
             for name, param in owner._parameters.items():
                 if param is not None:

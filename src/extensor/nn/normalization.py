@@ -9,7 +9,7 @@ import numpy as np
 from extensor.autograd.function import as_tensor
 from extensor.autograd.ops.normalization import batch_norm, layer_norm
 from extensor.core.tensor import ExTensor
-from extensor.nn.linear import floating_dtype, positive_int
+from extensor.nn.linear import check_device, floating_dtype, positive_int
 from extensor.nn.module import Module
 from extensor.nn.parameter import Parameter
 
@@ -21,7 +21,7 @@ class _BatchNorm(Module):
     unbiased batch variance) with factor `momentum`, or with the cumulative average 1/t when
     momentum is None; `num_batches_tracked` counts the updates. Evaluation: normalise with the
     running statistics. As torch.nn.BatchNorm*d: weight starts at 1, bias at 0, running_mean at 0,
-    running_var at 1.
+    running_var at 1; `affine=False` drops both, `bias=False` only the bias.
     """
 
     _expected_dims: tuple[int, ...] = ()
@@ -33,10 +33,14 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         name = type(self).__name__
+        check_device(device, name)
         self.num_features = positive_int("num_features", num_features, name)
         if not eps > 0:
             raise ValueError(f"{name}: eps must be positive, got {eps!r}")
@@ -49,7 +53,10 @@ class _BatchNorm(Module):
         resolved = floating_dtype(dtype, name)
         if affine:
             self.weight = Parameter(np.ones(self.num_features, dtype=resolved))
-            self.bias = Parameter(np.zeros(self.num_features, dtype=resolved))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_features, dtype=resolved))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -105,7 +112,7 @@ class _BatchNorm(Module):
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-            f"track_running_stats={self.track_running_stats}"
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
         )
 
 
@@ -134,9 +141,11 @@ class LayerNorm(Module):
         eps: float = 1e-5,
         elementwise_affine: bool = True,
         bias: bool = True,
+        device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__()
+        check_device(device, "LayerNorm")
         shape = (
             (normalized_shape,)
             if isinstance(normalized_shape, (int, np.integer))
@@ -165,4 +174,7 @@ class LayerNorm(Module):
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+            f"bias={self.bias is not None}"
+        )

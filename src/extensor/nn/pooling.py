@@ -28,7 +28,8 @@ def _check_sizes(layer: str, kernel_size: Any, stride: Any, padding: Any) -> Non
 class MaxPool2d(Module):
     """The maximum of each window, as torch.nn.MaxPool2d (stride defaults to kernel_size).
 
-    The gradient of each window goes to its first maximal element, as in torch.
+    The gradient of each window goes to its first maximal element, as in torch. With
+    `return_indices`, the call also returns each winner's flat index h·W + w within its plane.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class MaxPool2d(Module):
         stride: _Size | None = None,
         padding: _Size = 0,
         dilation: _Size = 1,
+        return_indices: bool = False,
         ceil_mode: bool = False,
     ) -> None:
         super().__init__()
@@ -46,11 +48,20 @@ class MaxPool2d(Module):
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
         self.dilation = dilation
+        self.return_indices = return_indices
         self.ceil_mode = ceil_mode
 
-    def forward(self, input: Any) -> ExTensor:
-        """Max-pool an (N, C, H, W) or (C, H, W) input."""
-        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+    def forward(self, input: Any) -> ExTensor | tuple[ExTensor, ExTensor]:
+        """Max-pool an (N, C, H, W) or (C, H, W) input (and the winners' indices with return_indices)."""
+        return max_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -102,9 +102,11 @@ def cross_entropy(
 
     denominator = target_weight.sum()
     if mode == "mean":
-        loss = (1 - smoothing) * (nll.sum() / denominator) if smooth is not None else nll.sum() / denominator
-        if smooth is not None:
-            loss = loss + (smooth.sum() / denominator) * per_class_smoothing
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
+            nll_mean = nll.sum() / denominator
+            loss = (1 - smoothing) * nll_mean if smooth is not None else nll_mean
+            if smooth is not None:
+                loss = loss + (smooth.sum() / denominator) * per_class_smoothing
     elif mode == "sum":
         loss = (1 - smoothing) * nll.sum() if smooth is not None else nll.sum()
         if smooth is not None:
@@ -117,7 +119,8 @@ def cross_entropy(
 
     def backward(g: Array) -> tuple[Array, None]:
         if mode == "mean":
-            scale = np.full(z.shape[0], g / denominator, dtype=dtype)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.full(z.shape[0], g / denominator, dtype=dtype)
         elif mode == "sum":
             scale = np.full(z.shape[0], g, dtype=dtype)
         else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from extensor.autograd.function import as_tensor, record
+from extensor.autograd.function import as_tensor, constant, record
 from extensor.autograd.ops import _pool_kernels, _workspace
 from extensor.autograd.ops._layer_checks import pair, require_floating, spatial_input
 from extensor.core.dispatch import register
@@ -87,13 +87,16 @@ def max_pool2d(
     padding: Any = 0,
     dilation: Any = 1,
     ceil_mode: bool = False,
-) -> ExTensor:
+    return_indices: bool = False,
+) -> Any:
     """Maximum over each (dilated) kh×kw window, as torch.nn.functional.max_pool2d.
 
     out[n, c, i, j] = max over p < kh, q < kw of x[n, c, i·sh − ph + p·dh, j·sw − pw + q·dw],
     padding excluded. The gradient of a window goes to its first maximal element in row-major
     order (to its last NaN when it holds NaNs, whose value propagates), as torch's CPU kernel.
-    `stride` defaults to `kernel_size`; padding may be at most half the kernel.
+    `stride` defaults to `kernel_size`; padding may be at most half the kernel. With
+    `return_indices`, returns (output, indices): the int64 flat index h·W + w of each window's
+    winner within its (H, W) plane, as torch.
     """
     x = as_tensor(input)
     geo = _Geometry("max_pool2d", x, kernel_size, stride, padding, dilation, bool(ceil_mode))
@@ -107,7 +110,10 @@ def max_pool2d(
         kernels.max_pool_backward(geo.grad_planes(g).astype(planes.dtype, copy=False), index, grad_input)
         return (grad_input.reshape(geo.input_shape),)
 
-    return record(out.reshape(geo.output_shape), (x,), backward)
+    result = record(out.reshape(geo.output_shape), (x,), backward)
+    if return_indices:
+        return result, constant(index.reshape(geo.output_shape).copy())
+    return result
 
 
 @register("avg_pool2d")
