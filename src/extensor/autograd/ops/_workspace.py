@@ -30,7 +30,6 @@ _lock = threading.Lock()
 _pool: OrderedDict[tuple[tuple[int, ...], np.dtype[Any]], list[Array]] = OrderedDict()
 
 
-
 def _idle_references() -> int:
     """The reference count `take` sees for an array that only the pool holds (measured, since it
     depends on the interpreter: the list, the loop variable, getrefcount's argument on CPython 3.11)."""
