@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from extensor.cli.builders import SCHEDULER_ALIASES
 from extensor.cli.schedule import schedule_curve
 
 from .conftest import Outcome
@@ -97,3 +98,42 @@ def test_schedule_prints_and_plots(run_cli: Callable[..., Outcome], tmp_path: Pa
     plotted = run_cli("schedule", "cosine", "T_max=50", "--steps", "100", "--plot", str(plot))
     assert plotted.status == 0 and plot.read_bytes().startswith(b"\x89PNG")
     assert "plot written to" in plotted.out
+
+
+@pytest.mark.parametrize("name", ["none", *(name for name in SCHEDULER_ALIASES if name != "plateau")])
+def test_every_alias_gives_a_curve(name: str) -> None:
+    _, lrs, momenta = schedule_curve(name, {}, steps=40, lr=0.1, warmup_steps=5)
+    assert len(lrs) == len(momenta) == 40
+    assert all(0 <= lr <= 0.1 + 1e-12 for lr in lrs)
+    assert name == "none" or len(set(lrs)) > 1
+
+
+def test_plateau_steps_per_epoch_on_test_loss(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "run"
+    # threshold=1 means no epoch ever counts as an improvement: with patience 0 the lr halves every epoch.
+    result = run_cli(
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "256",
+        "--no-progress",
+        "--no-plots",
+        "--scheduler",
+        "plateau",
+        "--scheduler-arg",
+        "patience=0",
+        "--scheduler-arg",
+        "factor=0.5",
+        "--scheduler-arg",
+        "threshold=1.0",
+        "--out",
+        str(out),
+    )
+    assert result.status == 0, result.err
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records] == [0.01, 0.005, 0.0025]

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `extensor` command line; returns the exit status."""
     from extensor.cli.config import ConfigError
+    from extensor.cli.train import INTERRUPTED_STATUS, Interrupted
     from extensor.training.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -60,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = " ".join(str(error).split())  # one line, whatever the exception's text
         print(f"extensor: error: {message}", file=sys.stderr)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("extensor: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_STATUS
     return USAGE_ERROR
 
 

@@ -394,7 +394,9 @@ def run_training(
                     "train_accuracy": position.correct / max(position.seen, 1),
                     "test_loss": test_loss,
                     "test_accuracy": test_accuracy,
-                    "lr": _describe_lr(optimizer),
+                    "lr": position.step_lr[-1]
+                    if position.step_lr
+                    else _describe_lr(optimizer),  # last step's
                     "seconds": round(time.perf_counter() - session_start, 3),
                 }
                 bar.set_postfix(
