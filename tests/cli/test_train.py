@@ -82,3 +82,52 @@ def test_refuses_to_mix_runs(run_cli: Callable[..., Outcome], tmp_path: Path) ->
     assert run_cli("train", *TINY, "--epochs", "1", "--out", str(out), "--no-plots").status == 0
     again = run_cli("train", *TINY, "--epochs", "1", "--out", str(out))
     assert again.status == 2 and "already has checkpoints" in again.err
+
+
+def test_idx_folder_and_spirals(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
+    from extensor.data.datasets import write_idx
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for split, n in (("train", 96), ("t10k", 40)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+        images[np.arange(n), 2 * labels + 3, 4:24] = 255  # a learnable stroke whose row encodes the label
+        write_idx(folder / f"{split}-images-idx3-ubyte", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels)
+    out = tmp_path / "idx-run"
+    result = run_cli(
+        "train",
+        "--dataset",
+        f"idx:{folder}",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--no-plots",
+        "--out",
+        str(out),
+    )
+    assert result.status == 0, result.err
+    final = read_checkpoint(sorted((out / "checkpoints").iterdir())[-1])
+    assert final.model["0.weight"].shape == (6, 1, 5, 5)  # the classic LeNet-5 layout on 28x28
+    assert final.model["7.weight"].shape == (120, 16 * 5 * 5)
+
+    spirals = run_cli(
+        "train",
+        "--dataset",
+        "spirals",
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--no-progress",
+        "--no-plots",
+        "--out",
+        str(tmp_path / "spirals"),
+    )
+    assert spirals.status == 0, spirals.err
+    records = [json.loads(line) for line in (tmp_path / "spirals" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train_accuracy"] > 0.5  # three classes: well above chance after three epochs
