@@ -3,6 +3,7 @@ end bit-identical to an uninterrupted run with the same seed — parameters, opt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,7 +78,8 @@ def wait_for_checkpoint(process: subprocess.Popen[str], folder: Path, beyond: in
 
 
 def kill_group(process: subprocess.Popen[str], sig: int) -> None:
-    os.killpg(process.pid, sig)
+    with contextlib.suppress(ProcessLookupError):  # it may have just finished on its own
+        os.killpg(process.pid, sig)
     process.communicate(timeout=60)
 
 
