@@ -278,9 +278,8 @@ def run_training(
     metrics_path = folder / "metrics.jsonl" if folder is not None else None
     if folder is not None and metrics_path is not None:
         atomic_write_bytes(folder / "config.toml", config.to_toml(settings, TRAIN_OPTIONS).encode())
-        report.write_records(
-            metrics_path, position.records
-        )  # a resumed run drops records past its checkpoint
+        # a resumed run drops any records written after its checkpoint
+        report.write_records(metrics_path, position.records)
         if resume is None:
             n_params = sum(int(p.size) for p in parameters)
             write(
