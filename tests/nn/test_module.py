@@ -303,3 +303,14 @@ def test_module_without_forward_and_parameter_basics():
     with pytest.raises(TypeError, match="floating-point"):
         xnn.Parameter(np.ones(2, np.int64))
     assert not xnn.Parameter(np.ones(2, np.int64), requires_grad=False).requires_grad
+
+
+def test_deepcopy_gives_an_independent_equal_model(rng):
+    import copy
+
+    model = xnn.Sequential(xnn.Linear(3, 2), xnn.BatchNorm1d(2))
+    clone = copy.deepcopy(model)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(clone(x).data, model(x).data)
+    assert clone[0].weight.data is not model[0].weight.data
+    assert isinstance(clone[0].weight, xnn.Parameter) and clone[0].weight.requires_grad

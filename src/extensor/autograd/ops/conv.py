@@ -56,8 +56,9 @@ class _ColumnPlan:
     padded width Wp, L = Ho·Wp: tap (p, q) of output element m = i·Wp + j then reads the input at
     the constant offset p·dh·Wp + q·dw from m, so a column is one contiguous run of the flattened
     input and the scatter of the backward pass is kh·kw contiguous slice additions. The Wp − Wo
-    extra outputs per row are never returned (their gradient is zero). Other strides read an
-    (N, Ho, Wo) strided view per tap, L = Ho·Wo.
+    extra outputs per row are never returned (their gradient is zero; so an infinite input value
+    would reach dW as inf·0 = NaN where torch might stay finite, a case where training has already
+    diverged). Other strides read an (N, Ho, Wo) strided view per tap, L = Ho·Wo.
     """
 
     def __init__(
