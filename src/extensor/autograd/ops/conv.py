@@ -135,9 +135,9 @@ class _ColumnPlan:
     def grad_columns(self, g: Array) -> Array:
         """The output gradient in the product's (G, O/G, N·L) layout (zero on the extra wide outputs)."""
         ho, wo = self.out_hw
-        allocate = _workspace.take_zeros if self.wide else _workspace.take
-        g_t = allocate((self.out_channels, self.n, ho, self.row), g.dtype)
+        g_t = _workspace.take((self.out_channels, self.n, ho, self.row), g.dtype)
         g_t[..., :wo] = g.transpose(1, 0, 2, 3)
+        g_t[..., wo:] = 0  # the extra wide outputs (none for strided plans)
         return g_t.reshape(self.groups, -1, self.n * self.length)
 
     def input_grad(self, dcols: Array) -> Array:
