@@ -64,6 +64,19 @@ def test_max_pool_propagates_nan_like_torch(rng):
     np.testing.assert_array_equal(xe.grad, xt.grad.numpy())
 
 
+@pytest.mark.parametrize("config", MAX_CONFIGS, ids=str)
+def test_max_pool_without_a_tape_matches_torch(rng, config):
+    # outside a tape no winner is tracked (a vectorised path when windows lie inside the input)
+    kernel, stride, padding, dilation, ceil_mode, hw = config
+    x = rng.standard_normal((2, 3, *hw))
+    x[0, 0, 1, 1] = np.nan
+    x[1, 2, 0, :] = 0.0
+    ours = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+    theirs = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding, dilation, ceil_mode)
+    assert not ours.requires_grad
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_unbatched(layer_check, rng, dtype):
     layer_check(xnn.MaxPool2d(2), torch.nn.MaxPool2d(2), rng.standard_normal((3, 6, 5)), dtype)

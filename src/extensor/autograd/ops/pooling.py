@@ -14,6 +14,7 @@ import numpy as np
 from extensor.autograd.function import as_tensor, constant, record
 from extensor.autograd.ops import _pool_kernels, _workspace
 from extensor.autograd.ops._layer_checks import pair, require_floating, spatial_input
+from extensor.autograd.tape import active_tape
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
@@ -78,6 +79,38 @@ class _Geometry:
         """kh, kw, sh, sw, ph, pw: the window geometry the kernels take."""
         return (*self.kernel, *self.stride, *self.pad)
 
+    @property
+    def windows_inside(self) -> bool:
+        """True when no window touches padding or hangs past the input (the common case)."""
+        h, w = self.planes.shape[1:]
+        (kh, kw), (sh, sw), (dh, dw), (ho, wo) = self.kernel, self.stride, self.dilation, self.out
+        return self.pad == (0, 0) and (ho - 1) * sh + dh * (kh - 1) < h and (wo - 1) * sw + dw * (kw - 1) < w
+
+    def taps(self) -> list[tuple[int, Array]]:
+        """(flat offset p·dh·W + q·dw, strided view of tap (p, q) for every window), row-major taps."""
+        w = self.planes.shape[2]
+        (kh, kw), (sh, sw), (dh, dw), (ho, wo) = self.kernel, self.stride, self.dilation, self.out
+        return [
+            (
+                p * dh * w + q * dw,
+                self.planes[
+                    :, p * dh : p * dh + sh * (ho - 1) + 1 : sh, q * dw : q * dw + sw * (wo - 1) + 1 : sw
+                ],
+            )
+            for p in range(kh)
+            for q in range(kw)
+        ]
+
+
+def _max_pool_values(geo: _Geometry, out: Array) -> None:
+    """The maxima alone, when every window lies inside the input: a chain of elementwise maxima over
+    the kh·kw tap views, vectorised and free of data-dependent branches (NaN propagates, as in
+    torch). Finding each window's winner is what costs; this is for calls that need no gradient."""
+    taps = geo.taps()
+    np.copyto(out, taps[0][1])
+    for _, view in taps[1:]:
+        np.maximum(out, view, out=out)
+
 
 @register("max_pool2d")
 def max_pool2d(
@@ -102,6 +135,10 @@ def max_pool2d(
     geo = _Geometry("max_pool2d", x, kernel_size, stride, padding, dilation, bool(ceil_mode))
     planes = geo.planes
     out = _workspace.take((planes.shape[0], *geo.out), planes.dtype)
+    recording = x.requires_grad and active_tape() is not None  # exactly when `record` records
+    if not recording and not return_indices and geo.windows_inside:
+        _max_pool_values(geo, out)  # no backward can follow: the winners are not needed
+        return constant(out.reshape(geo.output_shape))
     index = _workspace.take(out.shape, np.int64)
     kernels.max_pool_forward(planes, out, index, *geo.arguments, *geo.dilation)
 
