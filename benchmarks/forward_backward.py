@@ -1,6 +1,6 @@
 """Forward + backward time of extensor against PyTorch CPU, measured in the same run.
 
-    python benchmarks/forward_backward.py               # 1 and 2 threads, 15 interleaved rounds each
+    python benchmarks/forward_backward.py               # 1 and 2 threads, 15 rounds each
     python benchmarks/forward_backward.py --quick       # 5 rounds
     python benchmarks/forward_backward.py --threads 2   # one thread setting
 
@@ -11,86 +11,58 @@ Two float32 networks, the same weights in both libraries:
   Conv(6->16, 5x5) ReLU MaxPool2 -> Flatten -> Linear 400-120-84-10 with ReLU.
 
 One step is: drop the gradients, forward, cross-entropy loss, backward (gradients accumulated into
-every parameter's `.grad`). Each round times 10 steps of one library then 10 of the other (the
-order alternates between rounds), so both see the same machine load; the table shows the median
-per-step times and the median over rounds of the per-round ratio extensor / torch. Targets:
-MLP <= 1.3x, CNN <= 2x. Nothing is asserted: it prints.
+every parameter's `.grad`).
 
-Threads: each setting runs in a fresh process with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS and
-torch.set_num_threads equal to it, so NumPy's BLAS and torch use the same number of threads. On a
-machine shared with other work, the 1-thread figures are the steadier ones: a multi-threaded BLAS
-call waits for its slowest thread, and a thread that loses its core stalls the call. If the
-environment sets OPENBLAS_CORETYPE, run this command with it (and OPENBLAS_L2_SIZE) unset to
-measure NumPy's best kernel (see the project README).
+How it is timed. Each library runs in its own worker process (the extensor worker never imports
+torch), so neither library's thread pool competes with the other's inside one process. A
+coordinator loads the same weights and batch into both, then asks them in turn to time 10 steps;
+a round is one batch of each, the order alternating between rounds, so both see the same machine
+load. Before each batch it pauses, so the idle worker's BLAS/OpenMP threads have stopped spinning.
+The table shows the median per-step times and the median over rounds of the per-round ratio
+extensor / torch. Targets: MLP <= 1.3x, CNN <= 2x. Nothing is asserted: it prints.
+
+Threads: both workers of a setting get OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = the setting (and
+torch.set_num_threads). On a machine shared with other work the 1-thread figures are the steadier
+ones: a multi-threaded call waits for its slowest thread, and a thread that loses its core stalls
+it. If the environment sets OPENBLAS_CORETYPE, run this command with it (and OPENBLAS_L2_SIZE)
+unset to measure NumPy's best kernel (see the project README).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from extensor import Tape, nn
-
-
-def mlp_pair() -> tuple[nn.Module, torch.nn.Module]:
-    """The MLP in both libraries."""
-    ours = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
-    theirs = torch.nn.Sequential(
-        torch.nn.Linear(784, 512),
-        torch.nn.ReLU(),
-        torch.nn.Linear(512, 512),
-        torch.nn.ReLU(),
-        torch.nn.Linear(512, 10),
-    )
-    return ours, theirs
+NETWORKS = {
+    "mlp": ("MLP 784-512-512-10, batch 128", (128, 784), 1.3),
+    "cnn": ("LeNet-5 CNN 1x28x28, batch 64", (64, 1, 28, 28), 2.0),
+}
+STEPS_PER_BATCH = 10
+PAUSE = 0.25  # seconds between batches: OpenBLAS workers spin for ~0.1 s after a call before sleeping
 
 
-def lenet_pair() -> tuple[nn.Module, torch.nn.Module]:
-    """The LeNet-5-style CNN for 1x28x28 inputs in both libraries."""
-
-    def build(lib: Any) -> Any:
+def build(name: str, lib: Any) -> Any:
+    """The network `name` built from `lib` (extensor.nn or torch.nn): same layers, same names."""
+    if name == "mlp":
         return lib.Sequential(
-            lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.MaxPool2d(2),
-            lib.Conv2d(6, 16, 5), lib.ReLU(), lib.MaxPool2d(2),
-            lib.Flatten(),
-            lib.Linear(400, 120), lib.ReLU(), lib.Linear(120, 84), lib.ReLU(), lib.Linear(84, 10),
-        )  # fmt: skip
-
-    return build(nn), build(torch.nn)
-
-
-def extensor_step(model: nn.Module, criterion: nn.Module, x: np.ndarray, y: np.ndarray) -> Callable[[], None]:
-    """One extensor training step without the optimizer."""
-
-    def step() -> None:
-        model.zero_grad()
-        tape = Tape()
-        with tape:
-            loss = criterion(model(x), y)
-        tape.backward(loss)
-
-    return step
-
-
-def torch_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
-    """The same step in PyTorch."""
-    criterion = torch.nn.CrossEntropyLoss()
-
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        criterion(model(x), y).backward()
-
-    return step
+            lib.Linear(784, 512), lib.ReLU(), lib.Linear(512, 512), lib.ReLU(), lib.Linear(512, 10)
+        )
+    return lib.Sequential(
+        lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Conv2d(6, 16, 5), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Flatten(),
+        lib.Linear(400, 120), lib.ReLU(), lib.Linear(120, 84), lib.ReLU(), lib.Linear(84, 10),
+    )  # fmt: skip
 
 
 def seconds_per_step(step: Callable[[], None], count: int) -> float:
@@ -101,83 +73,147 @@ def seconds_per_step(step: Callable[[], None], count: int) -> float:
     return (time.perf_counter() - start) / count
 
 
-def compare(
-    name: str, pair: tuple[nn.Module, torch.nn.Module], input_shape: tuple[int, ...], rounds: int
-) -> dict[str, Any]:
-    """Time both libraries on the same weights and batch, interleaved; return medians and the ratio.
+def extensor_steps(folder: Path) -> dict[str, Callable[[], None]]:
+    """One training step (without the optimizer) per network, in extensor."""
+    from extensor import Tape, nn
 
-    The ratio is the median over rounds of (extensor time / torch time) within the round, so a
-    burst of load from other processes affects both sides of the quotient.
-    """
-    ours, theirs = pair
-    theirs.load_state_dict({key: torch.from_numpy(value.copy()) for key, value in ours.state_dict().items()})
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(input_shape, dtype=np.float32)
-    y = rng.integers(0, 10, input_shape[0])
-    ours_step = extensor_step(ours, nn.CrossEntropyLoss(), x, y)
-    theirs_step = torch_step(theirs, torch.from_numpy(x), torch.from_numpy(y))
-    for step in (ours_step, theirs_step):  # warm-up: compilation, allocator, BLAS threads
-        seconds_per_step(step, 5)
-    count = 10
-    ours_times, theirs_times, ratios = [], [], []
-    for r in range(rounds):
-        if r % 2 == 0:
-            a = seconds_per_step(ours_step, count)
-            b = seconds_per_step(theirs_step, count)
-        else:
-            b = seconds_per_step(theirs_step, count)
-            a = seconds_per_step(ours_step, count)
-        ours_times.append(a)
-        theirs_times.append(b)
-        ratios.append(a / b)
-    return {
-        "name": name,
-        "extensor_ms": statistics.median(ours_times) * 1e3,
-        "torch_ms": statistics.median(theirs_times) * 1e3,
-        "ratio": statistics.median(ratios),
-    }
+    steps = {}
+    for name in NETWORKS:
+        data = np.load(folder / f"{name}.npz")
+        model = build(name, nn)
+        model.load_state_dict({key[2:]: data[key] for key in data.files if key.startswith("w.")})
+        x, y, criterion = data["x"], data["y"], nn.CrossEntropyLoss()
+
+        def step(model: Any = model, x: Any = x, y: Any = y, criterion: Any = criterion) -> None:
+            model.zero_grad()
+            tape = Tape()
+            with tape:
+                loss = criterion(model(x), y)
+            tape.backward(loss)
+
+        steps[name] = step
+    return steps
 
 
-def worker(threads: int, rounds: int) -> None:
-    """Measure both networks with `threads` threads per library; print one JSON line per network."""
+def torch_steps(folder: Path, threads: int) -> dict[str, Callable[[], None]]:
+    """The same steps in PyTorch."""
+    import torch
+
     torch.set_num_threads(threads)
-    for name, pair, shape in (
-        ("MLP 784-512-512-10, batch 128", mlp_pair(), (128, 784)),
-        ("LeNet-5 CNN 1x28x28, batch 64", lenet_pair(), (64, 1, 28, 28)),
-    ):
-        print(json.dumps({"threads": threads, **compare(name, pair, shape, rounds)}), flush=True)
+    steps = {}
+    for name in NETWORKS:
+        data = np.load(folder / f"{name}.npz")
+        model = build(name, torch.nn)
+        model.load_state_dict(
+            {key[2:]: torch.from_numpy(data[key]) for key in data.files if key.startswith("w.")}
+        )
+        x, y, criterion = (
+            torch.from_numpy(data["x"]),
+            torch.from_numpy(data["y"]),
+            torch.nn.CrossEntropyLoss(),
+        )
+
+        def step(model: Any = model, x: Any = x, y: Any = y, criterion: Any = criterion) -> None:
+            model.zero_grad(set_to_none=True)
+            criterion(model(x), y).backward()
+
+        steps[name] = step
+    return steps
+
+
+def worker(library: str, folder: Path, threads: int) -> None:
+    """Serve the coordinator: for each network name read on stdin, print the seconds per step."""
+    steps = extensor_steps(folder) if library == "extensor" else torch_steps(folder, threads)
+    for step in steps.values():  # warm-up: compilation, allocator, thread pools
+        seconds_per_step(step, 5)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(seconds_per_step(steps[line.strip()], STEPS_PER_BATCH), flush=True)
+
+
+def write_inputs(folder: Path) -> None:
+    """Weights (extensor's default initialisation, seed 0) and one batch per network, as .npz files."""
+    from extensor import nn
+    from extensor.core.random import manual_seed
+
+    manual_seed(0)
+    rng = np.random.default_rng(0)
+    for name, (_, shape, _) in NETWORKS.items():
+        weights = {f"w.{key}": np.array(value) for key, value in build(name, nn).state_dict().items()}
+        x = rng.standard_normal(shape, dtype=np.float32)
+        np.savez(folder / f"{name}.npz", x=x, y=rng.integers(0, 10, shape[0]), **weights)
+
+
+def measure(folder: Path, threads: int, rounds: int) -> list[dict[str, Any]]:
+    """Run both workers with `threads` threads and time every network over `rounds` rounds."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    workers = {
+        library: subprocess.Popen(
+            [sys.executable, __file__, "--worker", library, str(folder), str(threads)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for library in ("extensor", "torch")
+    }
+    try:
+        for process in workers.values():
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+
+        def ask(library: str, network: str) -> float:
+            process = workers[library]
+            assert process.stdin is not None and process.stdout is not None
+            time.sleep(PAUSE)  # let the other worker's idle BLAS/OpenMP threads stop spinning
+            process.stdin.write(network + "\n")
+            process.stdin.flush()
+            return float(process.stdout.readline())
+
+        rows = []
+        for network, (title, _, target) in NETWORKS.items():
+            ours, theirs, ratios = [], [], []
+            for r in range(rounds):
+                order = ("extensor", "torch") if r % 2 == 0 else ("torch", "extensor")
+                times = {library: ask(library, network) for library in order}
+                ours.append(times["extensor"])
+                theirs.append(times["torch"])
+                ratios.append(times["extensor"] / times["torch"])
+            rows.append({
+                "name": title, "threads": threads, "target": target, "ratio": statistics.median(ratios),
+                "extensor_ms": statistics.median(ours) * 1e3, "torch_ms": statistics.median(theirs) * 1e3,
+            })  # fmt: skip
+        return rows
+    finally:
+        for process in workers.values():
+            if process.stdin is not None:
+                process.stdin.close()
+            process.wait(timeout=60)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 rounds instead of 15")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rounds = args.rounds or (5 if args.quick else 15)
-    if args.worker is not None:
-        worker(args.worker, rounds)
+    if args.worker:
+        library, folder, threads = args.worker
+        worker(library, Path(folder), int(threads))
         return
-    print(f"numpy {np.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    rounds = 5 if args.quick else 15
+    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, {rounds} rounds of {STEPS_PER_BATCH} steps each")
     if os.environ.get("OPENBLAS_CORETYPE"):
         coretype = os.environ["OPENBLAS_CORETYPE"]
         print(f"note: OPENBLAS_CORETYPE={coretype} is set; NumPy may not use its best kernel")
-    rows = []
-    for threads in args.threads:
-        # thread pools are sized when the libraries load, so each setting runs in a fresh process
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-        command = [sys.executable, __file__, "--worker", str(threads), "--rounds", str(rounds)]
-        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-        rows += [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    targets = {"MLP": 1.3, "LeNet": 2.0}
+    with tempfile.TemporaryDirectory() as folder:
+        write_inputs(Path(folder))
+        rows = [row for threads in args.threads for row in measure(Path(folder), threads, rounds)]
     print("\n| network | threads | extensor ms/step | torch ms/step | ratio | target |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
-        target = targets[row["name"].split()[0].split("-")[0]]
         print(
             f"| {row['name']} | {row['threads']} | {row['extensor_ms']:.2f} | {row['torch_ms']:.2f} | "
-            f"{row['ratio']:.2f}x | <= {target}x |"
+            f"{row['ratio']:.2f}x | <= {row['target']}x |"
         )
 
 
