@@ -18,6 +18,6 @@ def _load(name: str):
     return module
 
 
-@pytest.mark.parametrize("name", ["mlp_digits", "cnn_digits"])
-def test_example_reaches_95_percent_test_accuracy(name):
-    assert _load(name).train(verbose=False) >= 0.95
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_example_reaches_95_percent_test_accuracy(model):
+    assert _load("train_digits").train(model, verbose=False) >= 0.95
