@@ -23,17 +23,8 @@ views as possible.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-# OpenMP worker threads spin after each parallel region by default. On a machine whose cores
-# are shared (measured here: 2 vCPUs shared by several users) the spinning steals the time the
-# main thread needs, and a 100-element kernel launch costs 4-28 ms instead of ~15 us. Sleeping
-# workers cost ~10 us per launch on a quiet machine, nothing next to a step. libgomp reads the
-# variable when it is first loaded, so this only takes effect if no OpenMP library (numba's
-# parallel layer, torch) has been loaded yet; an explicit user setting always wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba
 import numpy as np
