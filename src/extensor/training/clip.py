@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array, ExTensor
-from extensor.training.flat import FlatBuffer, grad_runs
+from extensor.training.flat import FlatBuffer, grad_runs, serial_sum_squares
 
 __all__ = [
     "clip_grad_norm",
@@ -60,11 +60,7 @@ def _reduce(values: Array, kind: int, p: float) -> float:
     """One reduction of ``|values|`` on one thread: a sum of squares, of |x|, of |x|**p, or the
     largest/smallest |x| — NaN if any element is NaN, as torch's norms give."""
     if kind == _SUM_SQUARES:
-        total = 0.0
-        for i in range(values.size):
-            x = np.float64(values[i])
-            total += x * x
-        return total
+        return serial_sum_squares(values)
     if kind == _SUM_ABS:
         total = 0.0
         for i in range(values.size):

@@ -38,6 +38,7 @@ __all__ = [
     "parallel_chunks",
     "present_runs",
     "segment_sum_squares",
+    "serial_sum_squares",
     "sum_squares",
 ]
 
@@ -243,8 +244,10 @@ def _sum_squares_four_streams(a: Array, b: Array, c: Array, d: Array) -> float:
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
-def _sum_squares(values: Array) -> float:
-    """Sum of ``values ** 2`` in float64, reading a long slice as four streams.
+def serial_sum_squares(values: Array) -> float:
+    """Sum of ``values ** 2`` in float64 on the calling thread, reading a long slice as four streams.
+
+    A numba function, the building block of the parallel reductions here and in `clip`.
 
     One sequential stream per thread leaves the memory system idle between prefetches (a
     reduction reached half the bandwidth of a read-modify-write loop here); reading four
@@ -289,7 +292,7 @@ def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chu
             seg_stop = offsets[segment + 1]
             stop = min(seg_stop, hi)
             if stop > position:
-                value = _sum_squares(values[position:stop])
+                value = serial_sum_squares(values[position:stop])
                 if seg_start >= lo and seg_stop <= hi:
                     out[segment] = value
                 else:
