@@ -110,6 +110,25 @@ def test_sharded_bad_arguments_change_nothing() -> None:
         np.testing.assert_array_equal(parameter.grad, gradient)
 
 
+@pytest.mark.parametrize("norm_type", [2.0, "inf"])
+@pytest.mark.parametrize("values", [(1.0, np.nan), (np.nan, 1.0), (np.inf, 2.0), (2.0, -np.inf), (0.5, 3.0)])
+def test_sharded_clip_of_non_finite_gradients_in_any_group_order(
+    values: tuple[float, float], norm_type: Any
+) -> None:
+    """The norm and the clipped gradients are clip_grad_norm's wherever the NaN/inf sits."""
+    plain = [ExTensor(np.ones(3), requires_grad=True) for _ in values]
+    shardable = [ExTensor(np.ones(3), requires_grad=True) for _ in values]
+    sharded = ShardedOptimizer(SGD([{"params": [p]} for p in shardable], lr=0.1), SingleProcess())
+    for parameters in (plain, shardable):
+        for parameter, value in zip(parameters, values, strict=True):
+            parameter.grad = np.full(3, value)
+    expected = clip_grad_norm(plain, 1.0, norm_type)
+    np.testing.assert_array_equal(sharded.clip_grad_norm(1.0, norm_type), expected)
+    sharded.step()
+    for mine, theirs in zip(shardable, plain, strict=True):
+        np.testing.assert_array_equal(mine.data, 1.0 - 0.1 * theirs.grad)  # type: ignore[operator]
+
+
 class TinyModel:
     def __init__(self) -> None:
         self.weight = ExTensor(np.ones((3, 2)), requires_grad=True)

@@ -28,7 +28,6 @@ into the plain optimizer in one process.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +39,7 @@ from extensor.distributed.comm import Communicator, world
 from extensor.distributed.ddp import broadcast_arrays
 from extensor.distributed.layout import check_same_layout
 from extensor.distributed.presence import merge_gradient_presence
+from extensor.training.clip import clip_bound, clip_coefficient
 from extensor.training.flat import segment_sum_squares, sum_squares
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, _Pack
 
@@ -209,23 +209,23 @@ class ShardedOptimizer:
             TypeError, ValueError: a bad `max_norm` or `norm_type` (only 2 and inf are supported).
             RuntimeError: `error_if_nonfinite` and the norm is NaN or infinite (nothing changed).
         """
-        if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
-            raise TypeError(f"max_norm must be a real number, got {max_norm!r}")
-        if math.isnan(max_norm) or max_norm < 0:
-            raise ValueError(f"max_norm must be >= 0, got {max_norm}")
+        limit = clip_bound("max_norm", max_norm)
         if isinstance(norm_type, bool) or norm_type not in (2, 2.0, math.inf, "inf"):
             raise ValueError(f"sharded clip_grad_norm supports norm_type 2 and inf, got {norm_type!r}")
         largest = norm_type in (math.inf, "inf")
         if not self._reduced:
             self.reduce_gradients()
         pieces = [view for shard in self._shards for view in self._present_pieces(shard)]
-        partial = np.zeros(1, dtype=np.float64)
         if largest:
-            partial[0] = max((float(np.abs(view).max()) for view in pieces if view.size), default=0.0)
+            maxima = np.array([np.abs(view).max() for view in pieces if view.size], dtype=np.float64)
+            nan_seen = np.isnan(maxima)
+            # a MAX reduction (MPI's, Python's) may drop a NaN depending on the order it meets it:
+            # reduce a NaN flag beside the largest non-NaN value, so that NaN wins on every rank
+            partial = np.array([np.max(maxima, initial=0.0, where=~nan_seen), float(nan_seen.any())])
             self.comm.allreduce_max_(partial)
-            value = float(partial[0])
+            value = math.nan if partial[1] else float(partial[0])
         else:
-            partial[0] = sum(sum_squares(view) for view in pieces)
+            partial = np.array([sum(sum_squares(view) for view in pieces)], dtype=np.float64)
             self.comm.allreduce_sum_(partial)
             value = math.sqrt(partial[0])
         dtypes = [shard.grad.dtype for shard in self._shards if shard.pack.buffer.present.any()]
@@ -236,25 +236,21 @@ class ShardedOptimizer:
                 f"The total norm of order {norm_type} of the gradients is non-finite ({total}), so it "
                 "cannot be clipped; set error_if_nonfinite=False to scale by it anyway"
             )
-        # torch evaluates max_norm / (norm + eps) as reciprocal(norm + eps) * max_norm, in the norm's dtype
-        scalar = dtype.type
-        coefficient = np.minimum(np.reciprocal(total + scalar(1e-6)) * scalar(max_norm), scalar(1))
+        coefficient = clip_coefficient(limit, total)
         if coefficient != 1.0:
-            for view in pieces:
-                view *= view.dtype.type(coefficient)
+            with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently, as in torch
+                for view in pieces:
+                    view *= view.dtype.type(coefficient)
         return total
 
     def clip_grad_value(self, clip_value: float) -> None:
         """Clamp the averaged gradients into ``[-clip_value, clip_value]`` (collective: reduces first)."""
-        if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
-            raise TypeError(f"clip_value must be a real number, got {clip_value!r}")
-        if math.isnan(clip_value) or clip_value < 0:
-            raise ValueError(f"clip_value must be >= 0, got {clip_value}")
+        bound = clip_bound("clip_value", clip_value)
         if not self._reduced:
             self.reduce_gradients()
         for shard in self._shards:
             for view in self._present_pieces(shard):
-                limit = view.dtype.type(clip_value)
+                limit = view.dtype.type(bound)
                 np.clip(view, -limit, limit, out=view)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -409,4 +405,3 @@ def state_bytes(optimizer: ShardedOptimizer | Optimizer) -> int:
     if isinstance(optimizer, ShardedOptimizer):
         return sum(array.nbytes for shard in optimizer._shards for array in shard.state.values())
     return sum(array.nbytes for packs in optimizer._packs for pack in packs for array in pack.state.values())
-

@@ -142,8 +142,9 @@ def _parameter_list(parameters: Parameters, caller: str) -> list[ExTensor]:
     return params
 
 
-def _bound(name: str, value: object) -> float:
-    """A clipping bound: a real number >= 0 (inf allowed)."""
+def clip_bound(name: str, value: object) -> float:
+    """`value` as a float when it is a valid clipping bound (`max_norm`, `clip_value`): a real
+    number >= 0, inf allowed; TypeError / ValueError naming `name` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     number = float(value)
@@ -270,7 +271,7 @@ def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: A
     gradient's dtype; a NaN norm makes every gradient NaN, as in torch.
     """
     params = _parameter_list(parameters, "clip_grads_with_norm_")
-    limit = _bound("max_norm", max_norm)
+    limit = clip_bound("max_norm", max_norm)
     norm = np.asarray(total_norm)
     if norm.ndim != 0 or norm.dtype.kind != "f":
         raise TypeError(f"total_norm must be a floating-point scalar, got {total_norm!r}")
@@ -281,14 +282,23 @@ def _clip_with_norm(params: list[ExTensor], runs: list[Array], limit: float, nor
     """`clip_grads_with_norm_` on checked arguments, the gradients already gathered into `runs`."""
     if not runs:
         return
-    dtype = norm.dtype.type
-    with np.errstate(over="ignore", invalid="ignore"):
-        # torch evaluates max_norm / (norm + eps) as reciprocal(norm + eps) * max_norm
-        coefficient = np.reciprocal(norm + dtype(1e-6)) * dtype(limit)
-    coefficient = np.minimum(coefficient, dtype(1.0))  # propagates NaN, as torch.clamp does
+    coefficient = clip_coefficient(limit, norm)
     if coefficient == 1.0:
         return  # multiplying by exactly 1 changes nothing
     _scale_gradients(params, runs, coefficient)
+
+
+def clip_coefficient(max_norm: float, total_norm: Array) -> Array:
+    """``min(max_norm / (total_norm + 1e-6), 1)`` as torch 2.13 computes it, in `total_norm`'s dtype.
+
+    torch evaluates the quotient as ``reciprocal(total_norm + 1e-6) * max_norm`` and clamps
+    with NaN propagating, so a NaN norm gives a NaN coefficient and an infinite one gives 0.
+    `total_norm` is a 0-d floating-point array; the result is a 0-d array of its dtype.
+    """
+    dtype = total_norm.dtype.type
+    with np.errstate(over="ignore", invalid="ignore"):
+        coefficient = np.reciprocal(total_norm + dtype(1e-6)) * dtype(max_norm)
+    return np.minimum(coefficient, dtype(1.0))
 
 
 def clip_grad_norm(
@@ -323,7 +333,7 @@ def clip_grad_norm(
         RuntimeError: `error_if_nonfinite` and the norm is not finite (nothing is changed then).
     """
     params = _parameter_list(parameters, "clip_grad_norm")
-    limit = _bound("max_norm", max_norm)
+    limit = clip_bound("max_norm", max_norm)
     order = _order(norm_type)
     _check_foreach(foreach)
     runs = grad_runs(params)
@@ -347,7 +357,7 @@ def clip_grad_value(parameters: Parameters, clip_value: float, foreach: bool | N
         ValueError: `clip_value` is negative or NaN.
     """
     params = _parameter_list(parameters, "clip_grad_value")
-    bound = _bound("clip_value", clip_value)
+    bound = clip_bound("clip_value", clip_value)
     _check_foreach(foreach)
     for target in _gradient_targets(params, grad_runs(params)):
         limit = target.dtype.type(bound)
