@@ -101,6 +101,17 @@ def set_momentum(group: ParamGroup, use_beta1: bool, momentum: float) -> None:
         group["momentum"] = momentum
 
 
+def start_momentum_cycle(
+    optimizer: Optimizer, use_beta1: bool, max_momentums: list[float], base_momentums: list[float]
+) -> None:
+    """A fresh run of a momentum-cycling scheduler (CyclicLR, OneCycleLR), as torch: every group
+    starts at its ``max_momentum`` and records ``max_momentum`` / ``base_momentum``."""
+    for group, high, low in zip(optimizer.param_groups, max_momentums, base_momentums, strict=True):
+        set_momentum(group, use_beta1, high)
+        group["max_momentum"] = high
+        group["base_momentum"] = low
+
+
 def supports_momentum_cycling(optimizer: Optimizer, scheduler: str) -> bool:
     """Whether to cycle ``betas[0]`` (True) or ``momentum`` (False); ValueError if neither exists."""
     defaults = optimizer.defaults

@@ -22,6 +22,7 @@ from extensor.training.schedulers.base import (
     per_group,
     require_optimizer,
     set_momentum,
+    start_momentum_cycle,
     supports_momentum_cycling,
 )
 
@@ -119,12 +120,7 @@ class CyclicLR(LRScheduler):
             self.base_momentums = base_momentums
             self.max_momentums = max_momentums
             if last_epoch == -1:
-                for group, high, low in zip(
-                    optimizer.param_groups, max_momentums, base_momentums, strict=True
-                ):
-                    set_momentum(group, use_beta1, high)
-                    group["max_momentum"] = high
-                    group["base_momentum"] = low
+                start_momentum_cycle(optimizer, use_beta1, max_momentums, base_momentums)
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 

@@ -20,6 +20,7 @@ from extensor.training.schedulers.base import (
     per_group,
     require_optimizer,
     set_momentum,
+    start_momentum_cycle,
     supports_momentum_cycling,
 )
 
@@ -122,12 +123,7 @@ class OneCycleLR(LRScheduler):
         if self.cycle_momentum:
             self.use_beta1 = use_beta1
             if last_epoch == -1:
-                for group, high, low in zip(
-                    optimizer.param_groups, max_momentums, base_momentums, strict=True
-                ):
-                    set_momentum(group, use_beta1, high)
-                    group["max_momentum"] = high
-                    group["base_momentum"] = low
+                start_momentum_cycle(optimizer, use_beta1, max_momentums, base_momentums)
         super().__init__(optimizer, last_epoch)
 
     def _compute_lr(self) -> list[Any]:
