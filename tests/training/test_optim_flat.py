@@ -165,5 +165,7 @@ def test_segment_sum_squares_matches_float64_reference(sizes: list[int], dtype: 
 def test_segment_sum_squares_rejects_bad_offsets() -> None:
     with pytest.raises(ValueError, match="offsets"):
         segment_sum_squares(np.ones(4, dtype=np.float32), np.array([0, 3], dtype=np.int64))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        segment_sum_squares(np.ones(4, dtype=np.float32), np.array([0, 3, 1, 4], dtype=np.int64))
     with pytest.raises(ValueError, match="1-D"):
         segment_sum_squares(np.ones((2, 2), dtype=np.float32), np.array([0, 4], dtype=np.int64))

@@ -334,8 +334,16 @@ def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None)
     """
     if values.ndim != 1 or values.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"values must be a 1-D float32/float64 array, got {values.ndim}-D {values.dtype}")
-    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != values.size:
-        raise ValueError(f"offsets must be a 1-D array from 0 to values.size={values.size}, got {offsets!r}")
+    if (
+        offsets.ndim != 1
+        or offsets.size < 1
+        or offsets[0] != 0
+        or offsets[-1] != values.size
+        or (np.diff(offsets) < 0).any()
+    ):
+        raise ValueError(
+            f"offsets must be a non-decreasing 1-D array from 0 to values.size={values.size}, got {offsets!r}"
+        )
     count = offsets.size - 1
     if out is None:
         out = np.empty(count, dtype=np.float64)
