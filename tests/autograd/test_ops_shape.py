@@ -73,6 +73,8 @@ def test_permute_flatten_unsqueeze_errors():
         x.unsqueeze(3)
     with pytest.raises(TypeError, match="ints"):
         x.reshape(2.0, 3)
+    with pytest.raises(ValueError, match="more than once"):  # torch: "dim 0 appears multiple times"
+        ExTensor(np.ones((1, 2))).squeeze((0, -2))
 
 
 def test_zero_dim_flatten_and_transpose_like_torch():

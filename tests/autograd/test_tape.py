@@ -96,6 +96,17 @@ def test_loss_not_recorded_on_the_tape_is_an_error(rng):
         tape.backward(np.ones(()))
 
 
+def test_returned_gradients_do_not_alias_the_seed(rng):
+    w = _leaf(rng)
+    tape = Tape()
+    with tape:
+        y = w.reshape(6)
+    seed = np.ones(6)
+    grads = tape.backward(y, seed)
+    seed[...] = 7.0
+    np.testing.assert_array_equal(grads[w], np.ones((3, 2)))
+
+
 def test_non_scalar_loss_needs_a_seed_of_its_shape(rng):
     w = _leaf(rng)
     tape = Tape()

@@ -17,6 +17,12 @@ def test_python_numbers_follow_torch_dtypes_and_arrays_keep_theirs():
     assert ExTensor(shared).data is shared
 
 
+@pytest.mark.parametrize("array", [np.array(["a"]), np.array([None]), np.array([1j]), np.str_("a")])
+def test_only_bool_integer_and_floating_arrays_become_tensors(array):
+    with pytest.raises(TypeError, match="expected bool, integer or floating"):
+        ExTensor(array)
+
+
 def test_metadata_and_conversions():
     t = ExTensor(np.arange(6.0).reshape(2, 3))
     assert (t.shape, t.ndim, t.size, t.numel(), len(t)) == ((2, 3), 2, 6, 6, 2)

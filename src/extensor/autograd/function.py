@@ -26,7 +26,7 @@ import numpy as np
 
 from extensor.autograd.tape import Backward, active_tapes
 from extensor.core import dispatch
-from extensor.core.dtypes import DEFAULT_FLOAT, int64, is_floating
+from extensor.core.dtypes import DEFAULT_FLOAT, is_floating, scalar_dtype
 from extensor.core.tensor import Array, ExTensor
 
 _SCALAR_TYPES = (bool, int, float, np.generic)
@@ -55,17 +55,6 @@ def promote_types(a: np.dtype[Any], b: np.dtype[Any]) -> np.dtype[Any]:
     return a if ca > cb else b
 
 
-def _scalar_dtype(value: Any) -> np.dtype[Any]:
-    """The dtype PyTorch gives a Python/NumPy scalar taking part in an operation."""
-    if isinstance(value, (bool, np.bool_)):
-        return np.dtype(np.bool_)
-    if isinstance(value, (int, np.integer)):
-        return int64
-    if isinstance(value, (float, np.floating)):
-        return DEFAULT_FLOAT
-    raise TypeError(f"unsupported operand of type {type(value).__name__}")
-
-
 def _combine(higher: np.dtype[Any] | None, lower: np.dtype[Any] | None) -> np.dtype[Any] | None:
     """Merge a higher-priority class's dtype with a lower one's (PyTorch's combine_categories)."""
     if higher is None:
@@ -88,7 +77,7 @@ def result_type(*operands: Any) -> np.dtype[Any]:
             else:
                 zeros = dtype if zeros is None else promote_types(zeros, dtype)
         elif isinstance(value, _SCALAR_TYPES):
-            dtype = _scalar_dtype(value)
+            dtype = scalar_dtype(value)
             scalars = dtype if scalars is None else promote_types(scalars, dtype)
         else:
             dtype = ExTensor(value).dtype
@@ -134,6 +123,13 @@ def as_tensors(a: Any, b: Any) -> tuple[ExTensor, ExTensor]:
         return ExTensor._wrap(np.array(a, dtype=b._data.dtype)), b
     dtype = result_type(a, b)
     return convert(a, dtype), convert(b, dtype)
+
+
+def as_float_tensor(value: Any) -> ExTensor:
+    """`value` as an ExTensor, converted to float32 when it is a bool or integer one (as PyTorch's
+    transcendental functions compute integer inputs)."""
+    x = as_tensor(value)
+    return x if x.dtype.kind == "f" else convert(x, DEFAULT_FLOAT)
 
 
 def as_float_tensors(*values: Any) -> list[ExTensor]:

@@ -158,7 +158,8 @@ def _seed_gradient(loss: ExTensor, grad: Any) -> Array:
     seed = grad.data if isinstance(grad, ExTensor) else np.asarray(grad, dtype=loss.dtype)
     if seed.shape != loss.shape:
         raise ValueError(f"the seed gradient has shape {seed.shape}, but the loss has shape {loss.shape}")
-    return seed.astype(loss.dtype, copy=False)
+    # a copy: the gradients backward returns may be views of the seed, and must not alias the caller's array
+    return seed.astype(loss.dtype, copy=True)
 
 
 def active_tape() -> Tape | None:

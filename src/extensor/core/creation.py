@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from extensor.core import dispatch
-from extensor.core.dtypes import DEFAULT_FLOAT, int64, to_array
+from extensor.core.dtypes import DEFAULT_FLOAT, int64, scalar_dtype, to_array
 from extensor.core.random import resolve_generator
 from extensor.core.tensor import Array, ExTensor
 
@@ -35,18 +35,29 @@ def _dtype(dtype: Any, default: np.dtype[Any] | None = None) -> np.dtype[Any] | 
     return resolved
 
 
-def _shape(shape: tuple[Any, ...], name: str) -> tuple[int, ...]:
-    """`f(2, 3)` and `f((2, 3))` both mean shape (2, 3); every dimension a non-negative int."""
-    if len(shape) == 1 and isinstance(shape[0], (Sequence, np.ndarray)) and not isinstance(shape[0], str):
-        shape = tuple(shape[0])
+def parse_dims(args: tuple[Any, ...], what: str) -> tuple[int, ...]:
+    """`f(2, 3)` and `f((2, 3))` both mean the dimensions (2, 3); each must be an int (not a bool).
+
+    Shared by the creation functions and the shape operations (reshape, permute), which take
+    their dimensions either way, as PyTorch's do.
+    """
+    if len(args) == 1 and isinstance(args[0], (Sequence, np.ndarray)) and not isinstance(args[0], str):
+        args = tuple(args[0])
     dims = []
-    for d in shape:
+    for d in args:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
-            raise TypeError(f"{name}: a shape holds ints, got {d!r} in {shape}")
-        if d < 0:
-            raise ValueError(f"{name}: negative dimension {d} in shape {shape}")
+            raise TypeError(f"{what} must be ints, got {d!r} in {args}")
         dims.append(int(d))
     return tuple(dims)
+
+
+def _shape(shape: tuple[Any, ...], name: str) -> tuple[int, ...]:
+    """The shape `name` was given (see `parse_dims`), every dimension non-negative."""
+    dims = parse_dims(shape, f"{name}: a shape's dimensions")
+    for d in dims:
+        if d < 0:
+            raise ValueError(f"{name}: negative dimension {d} in shape {dims}")
+    return dims
 
 
 def _make(array: Array, requires_grad: bool) -> ExTensor:
@@ -71,15 +82,11 @@ def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> ExTenso
 
 
 def _fill_dtype(fill_value: Any) -> np.dtype[Any]:
-    if isinstance(fill_value, ExTensor):
-        fill_value = fill_value.item()
-    if isinstance(fill_value, (bool, np.bool_)):
-        return np.dtype(np.bool_)
-    if isinstance(fill_value, (int, np.integer)):
-        return int64
-    if isinstance(fill_value, (float, np.floating)):
-        return DEFAULT_FLOAT
-    raise TypeError(f"fill_value must be a bool, int or float, got {fill_value!r}")
+    value = fill_value.item() if isinstance(fill_value, ExTensor) else fill_value
+    try:
+        return scalar_dtype(value)
+    except TypeError:
+        raise TypeError(f"fill_value must be a bool, int or float, got {fill_value!r}") from None
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> ExTensor:

@@ -92,13 +92,16 @@ class TensorDataset(Dataset):
     def __init__(self, *tensors: Any) -> None:
         if not tensors:
             raise ValueError("TensorDataset needs at least one tensor")
-        arrays = tuple(t.data if isinstance(t, ExTensor) else to_array(t) for t in tensors)
-        for position, array in enumerate(arrays):
-            if array.dtype.kind not in "biuf":
+        arrays: list[Array] = []
+        for position, tensor in enumerate(tensors):
+            try:
+                arrays.append(tensor.data if isinstance(tensor, ExTensor) else to_array(tensor))
+            except TypeError as error:
                 raise TypeError(
-                    f"TensorDataset tensor {position} has dtype {array.dtype}; expected bool, integer or "
-                    "floating point"
-                )
+                    f"TensorDataset tensor {position} has dtype {np.asarray(tensor).dtype}; expected bool, "
+                    f"integer or floating point ({error})"
+                ) from None
+        for position, array in enumerate(arrays):
             if array.ndim == 0:
                 raise ValueError(
                     f"TensorDataset tensor {position} is zero-dimensional; every tensor needs a first "
@@ -108,7 +111,7 @@ class TensorDataset(Dataset):
         if len(set(lengths)) != 1:
             shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
             raise ValueError(f"TensorDataset tensors must have the same first dimension, got shapes {shapes}")
-        self._arrays: tuple[Array, ...] = arrays
+        self._arrays: tuple[Array, ...] = tuple(arrays)
         self._length = lengths[0]
 
     @property

@@ -28,22 +28,23 @@ class Sampler(Protocol):
     def __len__(self) -> int: ...
 
 
+def _non_negative_int(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        kind = type(value).__name__
+        raise TypeError(f"{name} must be a non-negative integer, got {value!r} of type {kind}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return int(value)
+
+
 def check_seed(seed: Any) -> int:
     """`seed` as a Python int; TypeError/ValueError unless it is a non-negative integer."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r} of type {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    return int(seed)
+    return _non_negative_int(seed, "seed")
 
 
 def check_epoch(epoch: Any) -> int:
     """`epoch` as a Python int; TypeError/ValueError unless it is a non-negative integer."""
-    if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, (int, np.integer)):
-        raise TypeError(f"epoch must be a non-negative integer, got {epoch!r} of type {type(epoch).__name__}")
-    if epoch < 0:
-        raise ValueError(f"epoch must be a non-negative integer, got {epoch}")
-    return int(epoch)
+    return _non_negative_int(epoch, "epoch")
 
 
 def resolve_seed(seed: Any = None, generator: Any = None) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from extensor.autograd.function import as_tensor, convert, normalize_axis, record, result_type
+from extensor.autograd.function import as_float_tensor, as_tensor, normalize_axis, record
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
@@ -20,13 +20,6 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_CUBIC = 0.044715
-
-
-def _float_input(a: Any) -> ExTensor:
-    x = as_tensor(a)
-    if x.dtype.kind != "f":
-        x = convert(x, result_type(x, 1.0))
-    return x
 
 
 @register("relu")
@@ -44,7 +37,7 @@ def relu(a: Any) -> ExTensor:
 @register("sigmoid")
 def sigmoid(a: Any) -> ExTensor:
     """σ(x) = 1 / (1 + e**-x), evaluated as e**min(x,0) / (1 + e**-|x|); σ' = σ(1 - σ)."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     xd = x.data
     e = np.exp(-np.abs(xd))
     y = np.where(xd >= 0, 1, e) / (1 + e)
@@ -58,7 +51,7 @@ def sigmoid(a: Any) -> ExTensor:
 @register("tanh")
 def tanh(a: Any) -> ExTensor:
     """Hyperbolic tangent; tanh' = 1 - tanh²."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     y = np.tanh(x.data)
 
     def backward(g: Array) -> tuple[Array]:
@@ -93,7 +86,7 @@ def gelu(a: Any, approximate: str = "none") -> ExTensor:
     """
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu's approximate must be 'none' or 'tanh', got {approximate!r}")
-    x = _float_input(a)
+    x = as_float_tensor(a)
     xd = x.data
     dtype = xd.dtype.type
     if approximate == "none":
@@ -125,7 +118,7 @@ def _shifted(xd: Array, axis: int) -> Array:
 @register("softmax")
 def softmax(a: Any, axis: int = -1) -> ExTensor:
     """softmax(x)_i = e**x_i / Σ_j e**x_j along `axis`; backward y ⊙ (g - Σ g ⊙ y)."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     ax = normalize_axis(axis, x.ndim)
     xd = x.data if x.ndim else x.data.reshape(1)
     e = np.exp(_shifted(xd, ax))
@@ -141,7 +134,7 @@ def softmax(a: Any, axis: int = -1) -> ExTensor:
 @register("log_softmax")
 def log_softmax(a: Any, axis: int = -1) -> ExTensor:
     """log softmax(x) = x - max - log Σ e**(x - max) along `axis`; backward g - softmax ⊙ Σ g."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     ax = normalize_axis(axis, x.ndim)
     xd = x.data if x.ndim else x.data.reshape(1)
     shifted = _shifted(xd, ax)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from extensor.autograd.function import (
+    as_float_tensor,
     as_tensor,
     as_tensors,
     convert,
@@ -24,17 +25,10 @@ from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
 
-def _float_input(a: Any) -> ExTensor:
-    x = as_tensor(a)
-    if x.dtype.kind != "f":
-        x = convert(x, result_type(x, 1.0))
-    return x
-
-
 @register("exp")
 def exp(a: Any) -> ExTensor:
     """e**x; d/dx = e**x."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     y = np.exp(x.data)
 
     def backward(g: Array) -> tuple[Array]:
@@ -46,7 +40,7 @@ def exp(a: Any) -> ExTensor:
 @register("log")
 def log(a: Any) -> ExTensor:
     """Natural logarithm; d/dx = 1/x (-inf at 0 and nan below, as in PyTorch)."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.log(x.data)
 
@@ -60,7 +54,7 @@ def log(a: Any) -> ExTensor:
 @register("sqrt")
 def sqrt(a: Any) -> ExTensor:
     """Square root; d/dx = 1 / (2 sqrt(x)) (inf at 0, as in PyTorch)."""
-    x = _float_input(a)
+    x = as_float_tensor(a)
     with np.errstate(invalid="ignore"):
         y = np.sqrt(x.data)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from extensor.autograd.function import convert, normalize_axis, record, result_type
+from extensor.core.creation import parse_dims
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
@@ -21,23 +22,11 @@ def _tensor(a: Any) -> ExTensor:
     return a if isinstance(a, ExTensor) else ExTensor(a)
 
 
-def _dims(args: tuple[Any, ...], what: str) -> tuple[int, ...]:
-    """`f(2, 3)` and `f((2, 3))` both mean the dimensions (2, 3)."""
-    if len(args) == 1 and isinstance(args[0], (Sequence, np.ndarray)) and not isinstance(args[0], str):
-        args = tuple(args[0])
-    dims = []
-    for d in args:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
-            raise TypeError(f"{what} must be ints, got {d!r} in {args}")
-        dims.append(int(d))
-    return tuple(dims)
-
-
 @register("reshape")
 def reshape(a: Any, *shape: Any) -> ExTensor:
     """The same elements in a new shape; one dimension may be -1 (inferred)."""
     x = _tensor(a)
-    new_shape = _dims(shape, "reshape dimensions")
+    new_shape = parse_dims(shape, "reshape dimensions")
     known = 1
     inferred = 0
     for d in new_shape:
@@ -81,7 +70,7 @@ def transpose(a: Any, dim0: int = -2, dim1: int = -1) -> ExTensor:
 def permute(a: Any, *dims: Any) -> ExTensor:
     """Reorder the dimensions: output dimension i is input dimension dims[i]."""
     x = _tensor(a)
-    order = _dims(dims, "permute dimensions")
+    order = parse_dims(dims, "permute dimensions")
     if len(order) != x.ndim:
         raise ValueError(f"permute needs {x.ndim} dimensions for a tensor of shape {x.shape}, got {order}")
     axes = tuple(normalize_axis(d, x.ndim, "permute dimension") for d in order)
@@ -122,7 +111,10 @@ def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> ExTensor:
         drop = {i for i, n in enumerate(x.shape) if n == 1}
     else:
         named = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-        drop = {i for i in (normalize_axis(d, x.ndim) for d in named) if x.ndim and x.shape[i] == 1}
+        positions = [normalize_axis(d, x.ndim) for d in named]
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"squeeze's axis {tuple(named)} names a dimension more than once")
+        drop = {i for i in positions if x.ndim and x.shape[i] == 1}
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in drop))
 
 
