@@ -37,6 +37,13 @@ TINY = ["--model", "mlp", "--epochs", "1", "--no-progress", "--no-plots"]
         (["schedule", "plateau"], "no curve without training"),
         (["schedule", "cosine", "T_max"], "KEY=VALUE"),
         (["schedule", "cosine", "--steps", "0"], "--steps must be >= 1"),
+        (["schedule"], "the following arguments are required: NAME\n"),  # KEY=VALUE is optional
+        (["schedule", "cosine", "--steps-per-epoch", "0"], "--steps-per-epoch must be >= 1, got 0"),
+        (["schedule", "cosine", "--warmup-steps", "-3"], "--warmup-steps must be >= 0, got -3"),
+        (
+            ["schedule", "cosine", "--warmup-steps", "2", "--warmup-start-factor", "0"],
+            "--warmup-start-factor must be in (0, 1], got 0.0",
+        ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -64,3 +71,13 @@ def test_unknown_config_key_as_a_real_process(tmp_path: Path) -> None:
     ]
     assert "batch-size" in outcome.err and "Traceback" not in outcome.err
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_out_path_that_is_not_a_folder(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    for out, message in ((taken, "is a file"), (taken / "run", "Not a directory")):
+        outcome = run_cli("train", *TINY, "--dataset", "spirals", "--out", str(out))
+        assert outcome.status == 2 and outcome.err.count("\n") == 1, outcome.err
+        assert message in outcome.err and "Traceback" not in outcome.err
+    assert taken.read_text() == "not a folder"

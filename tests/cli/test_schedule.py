@@ -99,6 +99,11 @@ def test_schedule_prints_and_plots(run_cli: Callable[..., Outcome], tmp_path: Pa
     assert plotted.status == 0 and plot.read_bytes().startswith(b"\x89PNG")
     assert "plot written to" in plotted.out
 
+    # matplotlib adds ".png" to a name without a suffix: the message names the file really written
+    bare = run_cli("schedule", "cosine", "--steps", "5", "--plot", str(tmp_path / "bare"))
+    assert bare.status == 0 and f"plot written to {tmp_path / 'bare.png'}" in bare.out
+    assert (tmp_path / "bare.png").read_bytes().startswith(b"\x89PNG")
+
 
 @pytest.mark.parametrize("name", ["none", *(name for name in SCHEDULER_ALIASES if name != "plateau")])
 def test_every_alias_gives_a_curve(name: str) -> None:

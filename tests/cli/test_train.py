@@ -131,3 +131,11 @@ def test_idx_folder_and_spirals(run_cli: Callable[..., Outcome], tmp_path: Path)
     assert spirals.status == 0, spirals.err
     records = [json.loads(line) for line in (tmp_path / "spirals" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["train_accuracy"] > 0.5  # three classes: well above chance after three epochs
+
+
+def test_a_one_step_run_shows_no_rate(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
+    # the first step of a session is not timed (JIT warm-up): one step leaves no rate, not "nan steps/s"
+    args = ("--dataset", "spirals", "--model", "mlp", "--epochs", "1", "--batch-size", "1000")
+    result = run_cli("train", *args, "--no-progress", "--no-plots", "--out", str(tmp_path / "run"))
+    assert result.status == 0, result.err
+    assert "after 1 steps in" in result.out and "nan" not in result.out and "steps/s" not in result.out

@@ -417,7 +417,7 @@ def to_toml(settings: Mapping[str, Any], options: Sequence[Option]) -> str:
 
     None values are left out (they mean "default"); the scheduler table goes last, as TOML needs.
     """
-    lines = ["# resolved configuration of this run; `extensor train --config THIS_FILE` repeats it"]
+    lines = ["# resolved settings of this run; `extensor train --config THIS_FILE --out NEW_DIR` repeats it"]
     table_lines: list[str] = []
     for option in options:
         value = settings.get(option.key)

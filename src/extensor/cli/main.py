@@ -1,9 +1,10 @@
 """The `extensor` command (also `python -m extensor`): train, compare, schedule.
 
 Bad input — an unknown optimizer, a negative learning rate, a missing dataset folder, an unknown
-config key, a damaged checkpoint, and the ValueError/TypeError that constructors raise for invalid
-values — ends with ONE line on stderr and exit status 2, never a traceback (set EXTENSOR_DEBUG=1 to
-see it). Ctrl-C during training saves a checkpoint and exits with status 130.
+config key, a damaged checkpoint, a path that cannot be written, and the ValueError/TypeError that
+constructors raise for invalid values — ends with ONE line on stderr and exit status 2, never a
+traceback (set EXTENSOR_DEBUG=1 to see it). Ctrl-C during training saves a checkpoint and exits with
+status 130.
 """
 
 from __future__ import annotations
@@ -56,10 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     try:
         return int(handler(args))
-    except (ConfigError, CheckpointError, ValueError, TypeError, FileNotFoundError) as error:
+    except (ConfigError, CheckpointError, ValueError, TypeError, OSError) as error:
         if os.environ.get("EXTENSOR_DEBUG"):
             raise
-        message = " ".join(str(error).split())  # one line, whatever the exception's text
+        text = str(error)
+        if isinstance(error, OSError) and error.strerror and error.filename:
+            text = f"{error.strerror}: {str(error.filename)!r}"  # not "[Errno 20] ..."
+        message = " ".join(text.split())  # one line, whatever the exception's text
         print(f"extensor: error: {message}", file=sys.stderr)
     except (KeyboardInterrupt, Interrupted):
         print("extensor: interrupted", file=sys.stderr)

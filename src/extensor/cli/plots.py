@@ -119,7 +119,12 @@ def schedule_plot(path: Path, title: str, lrs: Sequence[float], momenta: Sequenc
 
 
 def _save(fig: Any, path: Path, plt: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Write `fig` to `path` (".png" added when it has no suffix, as matplotlib would) and return the path."""
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
     return path

@@ -30,7 +30,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "scheduler class name. Example: extensor schedule onecycle --steps 1000 --plot onecycle.png",
     )
     parser.add_argument("name", metavar="NAME", help="scheduler alias or class name")
-    parser.add_argument("arguments", nargs="*", metavar="KEY=VALUE", help="the scheduler's arguments")
+    # default=[]: without it argparse reports the optional list as a missing required argument
+    parser.add_argument(
+        "arguments", nargs="*", default=[], metavar="KEY=VALUE", help="the scheduler's arguments"
+    )
     parser.add_argument("--steps", type=int, default=100, help="number of optimizer steps (default: 100)")
     parser.add_argument("--lr", type=float, default=0.1, help="base learning rate (default: 0.1)")
     parser.add_argument(
@@ -83,6 +86,12 @@ def schedule_curve(
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     if lr <= 0 or not math.isfinite(lr):
         raise ConfigError(f"--lr must be a positive number, got {lr}")
+    if steps_per_epoch is not None and steps_per_epoch < 1:
+        raise ConfigError(f"--steps-per-epoch must be >= 1, got {steps_per_epoch}")
+    if warmup_steps < 0:
+        raise ConfigError(f"--warmup-steps must be >= 0, got {warmup_steps}")
+    if not 0 < warmup_start_factor <= 1:
+        raise ConfigError(f"--warmup-start-factor must be in (0, 1], got {warmup_start_factor}")
     class_name = builders.scheduler_class_name(name)
     if class_name == "ReduceLROnPlateau":
         raise ConfigError("ReduceLROnPlateau follows a measured metric; it has no curve without training")

@@ -476,6 +476,11 @@ def _default_folder() -> Path:
     return folder
 
 
+def _shown(value: Any) -> str:
+    """A setting as the user typed it; None is an option left to its default."""
+    return "(not set: the default)" if value is None else repr(value)
+
+
 def command(args: argparse.Namespace) -> int:
     """Run `extensor train` with parsed arguments; returns the exit status."""
     flags = {o.key: getattr(args, o.key) for o in TRAIN_OPTIONS if hasattr(args, o.key)}
@@ -495,9 +500,8 @@ def command(args: argparse.Namespace) -> int:
             if requested[key] != base[key]:
                 flag = "--" + key.replace("_", "-")
                 raise ConfigError(
-                    f"{flag} {requested[key]!r} differs from the checkpoint's {base[key]!r}; "
-                    "a resumed run keeps "
-                    "its checkpoint's settings"
+                    f"{flag} {_shown(requested[key])} differs from the checkpoint's {_shown(base[key])}; "
+                    "a resumed run keeps its checkpoint's settings"
                 )
         settings = requested
         if "out" not in flags and "out" not in from_file:
@@ -506,6 +510,8 @@ def command(args: argparse.Namespace) -> int:
     else:
         settings = config.resolve(TRAIN_OPTIONS, from_file, flags)
     folder = Path(settings["out"]) if settings["out"] else _default_folder()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {str(folder)!r} is a file; the run folder must be a folder")
     if resume is None and (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir()):
         raise ConfigError(
             f"run folder {str(folder)!r} already has checkpoints; continue it with --resume {folder} "
@@ -525,9 +531,10 @@ def command(args: argparse.Namespace) -> int:
         return 0
     print(report.epochs_table(result.records))
     final = result.records[-1]
+    # a session's first step is not timed (JIT warm-up): a one-step run has no rate to show
+    rate = f" ({result.steps_per_second:.0f} steps/s)" if result.timed_steps else ""
     print(
         f"\nfinal test accuracy {100 * final['test_accuracy']:.2f}% after {result.steps} steps in "
-        f"{result.seconds:.1f} s ({result.steps_per_second:.0f} steps/s); "
-        f"run folder: {folder}"
+        f"{result.seconds:.1f} s{rate}; run folder: {folder}"
     )
     return 0
