@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from extensor.training.checkpoint import atomic_write_bytes
+from extensor.files import atomic_write_bytes
 
 #: The fields of a metrics record, in order.
 METRIC_FIELDS = (

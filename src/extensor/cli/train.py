@@ -33,12 +33,8 @@ import numpy as np
 
 from extensor.cli import builders, config, plots, report
 from extensor.cli.config import ConfigError
-from extensor.training.checkpoint import (
-    CheckpointManager,
-    atomic_write_bytes,
-    load_checkpoint,
-    read_checkpoint,
-)
+from extensor.files import atomic_write_bytes
+from extensor.training.checkpoint import CheckpointManager, load_checkpoint, read_checkpoint
 
 #: Every option of `extensor train` (also the keys of its config file).
 TRAIN_OPTIONS = config.COMMON_OPTIONS + config.OPTIMIZER_OPTIONS + config.TRAIN_ONLY_OPTIONS

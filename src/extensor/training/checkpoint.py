@@ -27,14 +27,12 @@ caller's objects are unchanged and a `CheckpointError` names what did not fit.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
 import os
 import re
 import struct
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +40,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from extensor.files import atomic_write_bytes
 
 #: Identifies the metadata entry written by this module inside the safetensors header.
 METADATA_KEY = "extensor.checkpoint"
@@ -162,46 +162,6 @@ def _digest(arrays: Mapping[str, np.ndarray[Any, Any]], metadata: Mapping[str, A
         h.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
         h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------- atomic IO
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync the folder.
-
-    Readers see either the old file or the complete new one, even across a crash or power loss.
-    Returns the destination path.
-    """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        # Includes KeyboardInterrupt: never leave the temporary file behind.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(folder)
-    return target
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Persist a rename: fsync the folder that holds the entry (a no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------- save

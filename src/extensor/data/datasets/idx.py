@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from extensor.core.tensor import Array, ExTensor
+from extensor.files import atomic_write_bytes
 
 #: IDX type byte -> element dtype (as stored: big-endian).
 IDX_DTYPES: dict[int, np.dtype[Any]] = {
@@ -93,8 +93,8 @@ def write_idx(path: str | os.PathLike[str], array: Any) -> None:
     """Write `array` (an array-like or ExTensor) as an IDX file, gzip-compressed when `path` ends in ".gz".
 
     The array's dtype must be one IDX can hold (uint8, int8, int16, int32, float32, float64; no
-    silent conversion) and every dimension below 2**32. The file is written atomically: to a
-    temporary file in the same folder, flushed to disk, then renamed over `path`.
+    silent conversion) and every dimension below 2**32. The file is written atomically
+    (`extensor.files.atomic_write_bytes`): readers see the old file or the whole new one.
 
     Raises:
         TypeError: an unsupported dtype.
@@ -117,13 +117,4 @@ def write_idx(path: str | os.PathLike[str], array: Any) -> None:
     path = Path(path)
     if path.suffix == ".gz":
         content = gzip.compress(content, mtime=0)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, content)
