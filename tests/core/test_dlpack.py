@@ -66,3 +66,29 @@ def test_errors():
         et.from_dlpack(_Gpu())
     with pytest.raises(TypeError, match="complex"):
         et.from_dlpack(torch.ones(2, dtype=torch.complex64))
+
+
+def _aligned(values: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A copy of `values` whose first byte is `alignment`-aligned (XLA shares only such buffers)."""
+    raw = np.empty(values.size + alignment, dtype=values.dtype)
+    skip = (-raw.ctypes.data % alignment) // values.dtype.itemsize
+    aligned = raw[skip : skip + values.size].reshape(values.shape)
+    aligned[...] = values
+    return aligned
+
+
+def test_jax_to_extensor_shares_memory():
+    jnp = pytest.importorskip("jax.numpy")
+    j = jnp.arange(12, dtype=jnp.float32).reshape(3, 4)
+    e = et.from_dlpack(j)
+    assert e.shape == (3, 4) and e.dtype == np.float32
+    assert e.data.ctypes.data == j.unsafe_buffer_pointer()
+    np.testing.assert_array_equal(e.data, np.asarray(j))
+
+
+def test_extensor_to_jax_shares_aligned_memory():
+    jnp = pytest.importorskip("jax.numpy")
+    e = ExTensor(_aligned(np.arange(6.0, dtype=np.float32).reshape(2, 3)))
+    j = jnp.from_dlpack(e)
+    assert j.unsafe_buffer_pointer() == e.data.ctypes.data
+    np.testing.assert_array_equal(np.asarray(j), e.data)
