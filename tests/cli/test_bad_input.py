@@ -45,6 +45,11 @@ TINY = ["--model", "mlp", "--epochs", "1", "--no-progress", "--no-plots"]
             "--warmup-start-factor must be in (0, 1], got 0.0",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        # Abbreviations are errors, not guesses: compare's option is --optimizers.
+        (["compare", "--optimizer", "adam"], "unrecognized arguments: --optimizer adam"),
+        (["train", "--optim", "sgd"], "unrecognized arguments: --optim sgd"),
+        (["schedule", "cosine", "--step", "5"], "unrecognized arguments: --step 5"),
+        (["--vers"], "unrecognized arguments: --vers"),
     ],
 )
 def test_one_clear_line(

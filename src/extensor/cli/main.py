@@ -13,14 +13,23 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 #: Exit status for bad input.
 USAGE_ERROR = 2
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (`extensor train: error: ...`) and exit status 2."""
+    """argparse, but a usage error is one line (`extensor train: error: ...`) and exit status 2.
+
+    Abbreviated long options are refused (`allow_abbrev=False`): otherwise `compare --optimizer adam`
+    would silently mean `--optimizers adam`, and adding an option could change what an old command
+    line means. Sub-command parsers are made with this class too, so the rule holds everywhere.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
