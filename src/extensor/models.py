@@ -123,8 +123,7 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, dropout
         if len(shape) != 3:
             raise ValueError(
                 "the CNN needs image samples of shape (channels, height, width), "
-                f"got samples of shape {shape}; "
-                "use --model mlp"
+                f"got samples of shape {shape}; the 'mlp' model takes samples of any shape"
             )
         return LeNet5(shape[0], (shape[1], shape[2]), num_classes, dropout=dropout)
     raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")

@@ -21,7 +21,7 @@ TINY = ["--model", "mlp", "--epochs", "1", "--no-progress", "--no-plots"]
         (["train", "--batch-size", "x"], "invalid int value: 'x'"),
         (["train", "--dataset", "idx:/no/such/folder"], "dataset folder '/no/such/folder' does not exist"),
         (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-        (["train", "--model", "cnn", "--dataset", "spirals"], "the CNN needs image samples"),
+        (["train", "--model", "cnn", "--dataset", "spirals"], "--model cnn on spirals: the CNN needs image"),
         (["train", "--optimizer", "sgd", "--betas", "0.9,0.99"], "--betas does not apply to sgd"),
         (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum does not apply to adam"),
         (["train", "--optimizer", "sgd", "--nesterov"], "esterov"),

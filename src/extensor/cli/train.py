@@ -237,7 +237,12 @@ def run_training(
     seed = int(settings["seed"])
     data = builders.load_data(settings["dataset"], seed=seed)
     manual_seed(seed)
-    model = build_model(settings["model"], data.input_shape, data.num_classes, dropout=settings["dropout"])
+    try:
+        model = build_model(settings["model"], data.input_shape, data.num_classes, settings["dropout"])
+    except ValueError as error:
+        if settings["model"] == "cnn" and len(data.input_shape) != 3:  # the library's error, a CLI hint
+            raise ConfigError(f"--model cnn on {data.name}: {error} (--model mlp)") from None
+        raise
     parameters = list(model.parameters())
     optimizer = builders.build_optimizer(settings, parameters)
     criterion = nn.CrossEntropyLoss()
