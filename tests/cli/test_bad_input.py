@@ -30,6 +30,23 @@ TINY = ["--model", "mlp", "--epochs", "1", "--no-progress", "--no-plots"]
         (["train", "--scheduler", "cosine", "--scheduler-arg", "gamma=2"], "has no argument 'gamma'"),
         (["train", "--scheduler-arg", "nonsense"], "expected KEY=VALUE"),
         (["train", "--warmup-steps", "100000"], "must be shorter than the run"),
+        (
+            ["train", "--scheduler", "onecycle", "--scheduler-arg", "total_steps=5"],
+            "OneCycleLR's cycle has 5 steps but the run has 45",
+        ),
+        (
+            [
+                "train",
+                "--scheduler",
+                "onecycle",
+                "--scheduler-arg",
+                "epochs=1",
+                "--scheduler-arg",
+                "steps_per_epoch=3",
+            ],
+            "OneCycleLR's cycle has 3 steps but the run has 45",
+        ),
+        (["train", "--scheduler", "onecycle", "--scheduler-arg", "pct_start=2"], "pct_start"),
         (["train", "--config", "/no/such.toml"], "config file '/no/such.toml' does not exist"),
         (["compare", "--optimizers", "sgd,adagrad"], "unknown optimizer 'adagrad'"),
         (["compare", "--optimizers", "sgd:fast"], "bad learning rate 'fast'"),
@@ -62,7 +79,7 @@ def test_one_clear_line(
     assert outcome.err.startswith("extensor")
     assert message in outcome.err
     assert "Traceback" not in outcome.err
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 def test_unknown_config_key_as_a_real_process(tmp_path: Path) -> None:

@@ -45,6 +45,12 @@ def torch_curve(
             lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.3, total_steps=60, three_phase=True),
             "adam",
         ),
+        (  # the cycle's length given as epochs x steps_per_epoch (longer than the curve shown)
+            "onecycle",
+            {"epochs": 2, "steps_per_epoch": 40},
+            lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, epochs=2, steps_per_epoch=40),
+            "sgd",
+        ),
         (
             "cosine",
             {"eta_min": 0.01},

@@ -139,6 +139,8 @@ SCHEDULER_ALIASES: dict[str, str] = {
 }
 #: Schedulers that bring their own warm-up or are stepped per epoch: no linear warm-up in front.
 _NO_WARMUP = ("OneCycleLR", "ReduceLROnPlateau", "CyclicLR")
+#: OneCycleLR's other way to give its length (total_steps = epochs x steps_per_epoch).
+_CYCLE_SHAPE = {"epochs", "steps_per_epoch"}
 
 
 def scheduler_class_name(name: str) -> str | None:
@@ -232,6 +234,8 @@ def build_scheduler(
     main_steps = total_steps - warmup_steps
     lr = float(optimizer.param_groups[0]["lr"])
     kwargs = _defaults(class_name, lr, main_steps, total_steps, steps_per_epoch) | dict(arguments)
+    if class_name == "OneCycleLR" and "total_steps" not in arguments and arguments.keys() & _CYCLE_SHAPE:
+        del kwargs["total_steps"]  # OneCycleLR ignores epochs x steps_per_epoch when total_steps is set
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "optimizer")]
     unknown = [k for k in kwargs if k not in accepted]
     if unknown:
@@ -242,7 +246,9 @@ def build_scheduler(
     description = f"{class_name}({shown})"
     try:
         if warmup_steps == 0:
-            return Schedule(cls(optimizer, **kwargs), class_name == "ReduceLROnPlateau", 0, description)
+            built = cls(optimizer, **kwargs)
+            _check_cycle_covers_run(built, total_steps, steps_per_epoch)
+            return Schedule(built, class_name == "ReduceLROnPlateau", 0, description)
         # SequentialLR's order: the warm-up is built first, then the main schedule.
         warmup = schedulers.LinearLR(
             optimizer, start_factor=warmup_start_factor, end_factor=1.0, total_iters=warmup_steps
@@ -253,6 +259,18 @@ def build_scheduler(
     sequence = schedulers.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
     description = f"LinearLR warm-up ({warmup_steps} steps from {warmup_start_factor:g}x) then {description}"
     return Schedule(sequence, False, warmup_steps, description)
+
+
+def _check_cycle_covers_run(scheduler: Any, total_steps: int, steps_per_epoch: int) -> None:
+    """Refuse a OneCycleLR whose cycle ends before the run does: it would raise at step total_steps + 1,
+    mid-training, so say it now, before anything is written. (It is the one scheduler with an end.)"""
+    cycle = getattr(scheduler, "total_steps", None)
+    if type(scheduler).__name__ == "OneCycleLR" and cycle is not None and cycle < total_steps:
+        raise ConfigError(
+            f"OneCycleLR's cycle has {cycle} steps but the run has {total_steps} "
+            f"({steps_per_epoch} per epoch); leave total_steps/epochs/steps_per_epoch out of "
+            "--scheduler-arg to fit the cycle to the run, or give at least that many"
+        )
 
 
 def _short(value: Any) -> str:

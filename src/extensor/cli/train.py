@@ -265,17 +265,18 @@ def run_training(
         warmup_start_factor=settings["warmup_start_factor"],
     )
     scheduler = schedule.scheduler if schedule else None
-    manager = None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if checkpoints:
-            manager = CheckpointManager(folder / "checkpoints", keep_last=settings["keep_checkpoints"])
     position = Position()
     if resume is not None:
         meta = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler)
         position = Position.from_extra(meta["extra"]["position"])
     # what the loop calls and steps: the model and optimizer, or their data-parallel wrappers
     network, stepper = (model, optimizer) if parallel is None else parallel.wrap(model, optimizer)
+    # Everything that can refuse the settings has run: only now is the run folder created.
+    manager = None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if checkpoints:
+            manager = CheckpointManager(folder / "checkpoints", keep_last=settings["keep_checkpoints"])
     metrics_path = folder / "metrics.jsonl" if folder is not None else None
     if folder is not None and metrics_path is not None:
         atomic_write_bytes(folder / "config.toml", config.to_toml(settings, TRAIN_OPTIONS).encode())
