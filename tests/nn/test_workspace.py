@@ -36,3 +36,14 @@ def test_take_zeros_and_the_byte_cap():
     big = _workspace.take((40 * 2**20,), np.float64)  # 320 MiB would exceed the pool's cap
     assert _workspace.pooled_bytes() < 2**28
     assert big.size == 40 * 2**20
+
+
+def test_empty_pools_only_large_arrays():
+    _workspace.clear()
+    small = _workspace.empty((4, 4), np.float32)  # below 128 KiB: plain np.empty, never remembered
+    assert small.shape == (4, 4) and _workspace.pooled_bytes() == 0
+    large = _workspace.empty((256, 256), np.float32)  # 256 KiB
+    address = large.ctypes.data
+    assert _workspace.pooled_bytes() == large.nbytes
+    del large
+    assert _workspace.empty((256, 256), np.float32).ctypes.data == address

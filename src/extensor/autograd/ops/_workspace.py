@@ -10,10 +10,15 @@ How: `take(shape, dtype)` returns an array from the pool that nothing else refer
 array stays "in use" as long as anything holds it or a view of it — a recorded backward closure,
 a returned result — so reuse never aliases live data. The pool keeps a few arrays per
 (shape, dtype) for the most recently used shapes only, 256 MiB in all.
+
+`empty` is the entry point for operation results and gradients of any size: it pools only arrays
+of at least 128 KiB (glibc's default mmap threshold, below which its heap recycles memory without
+faults) and leaves small ones to `np.empty`, which is several times cheaper than a pool look-up.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -24,7 +29,8 @@ import numpy as np
 Array = np.ndarray[Any, Any]
 
 _PER_KEY = 4
-_MAX_KEYS = 24
+_MAX_KEYS = 64  # a LeNet-5 step uses ~20 shapes; an LRU that is too small thrashes
+_MIN_POOLED_BYTES = 128 * 2**10
 _MAX_BYTES = 256 * 2**20  # beyond this, new arrays are handed out but not remembered
 _lock = threading.Lock()
 _pool: OrderedDict[tuple[tuple[int, ...], np.dtype[Any]], list[Array]] = OrderedDict()
@@ -61,6 +67,14 @@ def take(shape: tuple[int, ...], dtype: Any) -> Array:
         if len(arrays) < _PER_KEY and pooled_bytes() + array.nbytes <= _MAX_BYTES:
             arrays.append(array)
         return array
+
+
+def empty(shape: tuple[int, ...], dtype: Any) -> Array:
+    """An uninitialised C-contiguous array: `take` when it holds at least 128 KiB, else `np.empty`."""
+    resolved = np.dtype(dtype)
+    if math.prod(shape) * resolved.itemsize < _MIN_POOLED_BYTES:
+        return np.empty(shape, dtype=resolved)
+    return take(shape, resolved)
 
 
 def pooled_bytes() -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from extensor.autograd.function import as_float_tensor, as_tensor, normalize_axis, record
+from extensor.autograd.ops import _activation_kernels, _workspace
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
@@ -21,14 +22,39 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GELU_CUBIC = 0.044715
 
+kernels: Any = _activation_kernels  # numba dispatchers; their call signatures are not visible to mypy
+
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _flat(array: Array) -> Array:
+    """`array` as a 1-D C-contiguous view (a copy only when it is strided)."""
+    return np.ascontiguousarray(array).reshape(-1)
+
 
 @register("relu")
 def relu(a: Any) -> ExTensor:
-    """max(x, 0); the gradient passes unless relu(x) <= 0: 0 at x = 0, passed at NaN (as PyTorch)."""
+    """max(x, 0) as torch.relu (NaN and −0.0 pass); the gradient passes unless relu(x) <= 0: 0 at
+    x = 0, passed at NaN (as PyTorch).
+
+    Float32/64 run a compiled loop into a pooled buffer (`_activation_kernels`, `_workspace`); other
+    dtypes use NumPy.
+    """
     x = as_tensor(a)
-    y = np.maximum(x.data, 0)
+    xd = x.data
+    dtype = xd.dtype
+    if dtype in _KERNEL_DTYPES:
+        y = _workspace.empty(xd.shape, dtype)
+        kernels.relu_forward(_flat(xd), y.reshape(-1))
+    else:
+        y = np.maximum(xd, 0)
 
     def backward(g: Array) -> tuple[Array]:
+        if dtype in _KERNEL_DTYPES and g.dtype == dtype:
+            grad = _workspace.empty(y.shape, dtype)
+            kernels.relu_backward(y.reshape(-1), _flat(g), grad.reshape(-1))
+            return (grad,)
         return (np.where(y <= 0, 0, g),)
 
     return record(y, (x,), backward)

@@ -163,7 +163,9 @@ class _ColumnPlan:
                     cols = slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)
                     dxp[:, :, rows, cols] += taps[:, p, q]
         cropped = dxp[:, :, top : top + self.h, left : left + self.w]
-        return np.ascontiguousarray(cropped.transpose(1, 0, 2, 3))
+        dx = _workspace.empty((self.n, self.c, self.h, self.w), dcols.dtype)
+        np.copyto(dx, cropped.transpose(1, 0, 2, 3))
+        return dx
 
 
 @register("conv2d")
