@@ -89,6 +89,104 @@ def test_resume_at_epoch_k_sees_the_uninterrupted_order() -> None:
         assert resumed.epoch == k
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 40),
+    batch_size=st.integers(1, 12),
+    drop_last=st.booleans(),
+    shuffle=st.booleans(),
+    epoch=st.integers(0, 5),
+    data=st.data(),
+)
+def test_start_batch_yields_the_rest_of_an_uninterrupted_epoch(
+    n: int, batch_size: int, drop_last: bool, shuffle: bool, epoch: int, data: st.DataObject
+) -> None:
+    dataset, _, _ = make_dataset(n)
+    seed = 3 if shuffle else None
+    uninterrupted = DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed
+    )
+    uninterrupted.set_epoch(epoch)
+    full, following = list(uninterrupted), list(uninterrupted)
+    start = data.draw(st.integers(0, len(full)), label="start_batch")
+    resumed = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+    resumed.set_epoch(epoch, start_batch=start)
+    rest = list(resumed)
+    assert resumed.epoch == epoch and len(rest) == len(full) - start
+    for ours, theirs in zip(rest, full[start:], strict=True):
+        np.testing.assert_array_equal(ours.input.data, theirs.input.data)
+        np.testing.assert_array_equal(ours.target.data, theirs.target.data)
+    # start_batch is for that one iteration: the next epoch is whole again
+    for ours, theirs in zip(resumed, following, strict=True):
+        np.testing.assert_array_equal(ours.target.data, theirs.target.data)
+    assert resumed.epoch == epoch + 1
+
+
+class CountingDataset(TensorDataset):
+    """A TensorDataset that records every index the loader fetches (vectorised or one by one)."""
+
+    fetched: list[int]
+
+    def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        self.fetched.extend(int(i) for i in indices)
+        return super().get_batch(indices)
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_start_batch_fetches_only_the_remaining_samples(vectorised: bool) -> None:
+    _, inputs, targets = make_dataset(23)
+    counting = CountingDataset(inputs, targets)
+    counting.fetched = []
+    samples = [(inputs[i], targets[i]) for i in range(23)]
+    fetched_one_by_one: list[int] = []
+
+    class Recording:
+        def __len__(self) -> int:
+            return 23
+
+        def __getitem__(self, index: int) -> Any:
+            fetched_one_by_one.append(index)
+            return samples[index]
+
+    dataset: Any = counting if vectorised else Recording()
+    loader = DataLoader(dataset, batch_size=5, shuffle=True, seed=8)
+    loader.set_epoch(2, start_batch=3)
+    rest = list(loader)
+    order = epoch_permutation(8, 2, 23)
+    fetched = counting.fetched if vectorised else fetched_one_by_one
+    assert fetched == order[15:].tolist()
+    np.testing.assert_array_equal(np.concatenate([b.target.data for b in rest]), targets[order[15:]])
+
+
+def test_start_batch_with_a_custom_sampler() -> None:
+    dataset, _, targets = make_dataset(21)
+    sampler = RankSampler(21, rank=1, world=2, seed=9)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
+    loader.set_epoch(4, start_batch=1)
+    np.testing.assert_array_equal(epoch_targets(loader), targets[epoch_permutation(9, 4, 21)[1::2][4:]])
+    assert sampler.epochs == [4]
+
+
+@pytest.mark.parametrize(
+    ("epoch", "start_batch", "error", "message"),
+    [
+        (1, -1, ValueError, "start_batch must be a non-negative integer, got -1"),
+        (1, 4, ValueError, "start_batch must be at most the 3 batches of an epoch, got 4"),
+        (1, 1.0, TypeError, "start_batch must be a non-negative integer, got 1.0 of type float"),
+        (1, True, TypeError, "start_batch must be a non-negative integer, got True"),
+        (-2, 0, ValueError, "epoch must be a non-negative integer, got -2"),
+    ],
+)
+def test_set_epoch_validates_before_changing(epoch: Any, start_batch: Any, error: type, message: str) -> None:
+    dataset, _, targets = make_dataset(10)
+    loader = DataLoader(dataset, batch_size=4, shuffle=True, seed=1)
+    loader.set_epoch(6, start_batch=2)
+    with pytest.raises(error, match=message):
+        loader.set_epoch(epoch, start_batch=start_batch)
+    assert loader.epoch == 6
+    np.testing.assert_array_equal(epoch_targets(loader), targets[epoch_permutation(1, 6, 10)[8:]])
+
+
 def test_state_dict_round_trip_resumes_with_an_entropy_seed() -> None:
     dataset, _, _ = make_dataset(30)
     first = DataLoader(dataset, batch_size=4, shuffle=True)

@@ -8,8 +8,9 @@ uninterrupted one with the same seed:
 - a checkpoint stores the model, the optimizer and scheduler state, the library's default random
   generator (dropout draws from it) and the loop's position: the epoch, the batches done in it,
   the running sums of its metrics and the per-step history;
-- resuming rebuilds everything from the saved configuration, loads the checkpoint, and skips the
-  batches of the current epoch that were already done.
+- resuming rebuilds everything from the saved configuration, loads the checkpoint, and starts the
+  current epoch at its first batch not yet done (`set_epoch(k, start_batch=b)`: the batches
+  before it are not even fetched).
 
 Checkpoints are written at the end of every epoch (and every `--checkpoint-every` steps), and on
 Ctrl-C (SIGINT): the run stops after the current step, saves, and exits with status 130.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import signal
 import sys
 import time
@@ -324,8 +324,7 @@ def run_training(
     with _InterruptFlag() as interrupt:
         while position.epoch < epochs:
             epoch = position.epoch
-            loader.set_epoch(epoch)
-            batches = itertools.islice(iter(loader), position.batch, None)
+            loader.set_epoch(epoch, start_batch=position.batch)  # a resumed epoch skips its done batches
             bar = tqdm(
                 total=steps_per_epoch,
                 initial=position.batch,
@@ -338,7 +337,7 @@ def run_training(
                 mininterval=0.2,
             )
             try:
-                for inputs, targets in batches:
+                for inputs, targets in loader:
                     step_start = time.perf_counter()
                     lr = _describe_lr(optimizer)
                     tape = Tape()

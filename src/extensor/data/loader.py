@@ -9,7 +9,13 @@ import numpy as np
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.data.dataset import as_index_array, check_dataset, fetch
-from extensor.data.sampler import RandomSampler, SequentialSampler, check_epoch, check_seed
+from extensor.data.sampler import (
+    RandomSampler,
+    SequentialSampler,
+    check_epoch,
+    check_non_negative_int,
+    check_seed,
+)
 
 
 class Batch(NamedTuple):
@@ -41,8 +47,10 @@ class DataLoader:
     `numpy.random.default_rng([seed, k]).permutation(len(dataset))`, a pure function of
     `(seed, k)`. Each `iter(loader)` runs the next epoch (0, 1, 2, ...); `set_epoch(k)` makes the
     next iteration run epoch k instead, so a run resumed at epoch k sees exactly the batches an
-    uninterrupted run sees there. A custom sampler with a `set_epoch` method is told the epoch
-    before every iteration (how a distributed sampler keeps its ranks in step).
+    uninterrupted run sees there; `set_epoch(k, start_batch=b)` starts that iteration at batch b
+    (resuming mid-epoch), without fetching the b batches before it. A custom sampler with a
+    `set_epoch` method is told the epoch before every iteration (how a distributed sampler keeps
+    its ranks in step).
 
     Args:
         dataset: a `Dataset`, or anything with `__len__` and `__getitem__` returning pairs.
@@ -104,6 +112,7 @@ class DataLoader:
         self.sampler = sampler
         self._epoch = 0
         self._epoch_started = False  # has an iteration used `_epoch` already?
+        self._start_batch = 0  # where the next iteration starts (set_epoch's start_batch, used once)
 
     # ------------------------------------------------------------------ epochs
     @property
@@ -116,9 +125,27 @@ class DataLoader:
         """The epoch of the iteration in progress or last started; before any, the one the next runs."""
         return self._epoch
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration run epoch `epoch` (a non-negative integer)."""
-        self._epoch = check_epoch(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next iteration run epoch `epoch`, starting at its batch `start_batch`.
+
+        The batches yielded are exactly `list(full_epoch)[start_batch:]` of an uninterrupted
+        iteration of that epoch, but the `start_batch` batches before them are never fetched from
+        the dataset (only the epoch's index order is computed). `start_batch` applies to that one
+        iteration; the ones after it start at batch 0. `start_batch == len(self)` gives an empty
+        iteration (an epoch whose batches were all done).
+
+        Raises:
+            TypeError / ValueError: `epoch` not a non-negative integer, or `start_batch` not an
+                integer in [0, len(self)]; nothing is changed then.
+        """
+        epoch = check_epoch(epoch)
+        start_batch = check_non_negative_int(start_batch, "start_batch")
+        if start_batch > len(self):
+            raise ValueError(
+                f"start_batch must be at most the {len(self)} batches of an epoch, got {start_batch}"
+            )
+        self._epoch = epoch
+        self._start_batch = start_batch
         self._epoch_started = False
 
     def state_dict(self) -> dict[str, int | None]:
@@ -145,7 +172,7 @@ class DataLoader:
             raise ValueError(f"this loader does not shuffle with a seed, but the state has seed {seed!r}")
         if isinstance(self.sampler, RandomSampler):
             self.sampler.seed = seed
-        self.set_epoch(epoch)
+        self.set_epoch(epoch)  # its checks passed above: this cannot fail half-way
 
     # ------------------------------------------------------------------ iteration
     def _epoch_indices(self) -> Array:
@@ -166,12 +193,14 @@ class DataLoader:
         set_epoch = getattr(self.sampler, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(self._epoch)
-        return self._batches(self._epoch_indices())
+        first, self._start_batch = self._start_batch, 0
+        return self._batches(self._epoch_indices(), first)
 
-    def _batches(self, order: Array) -> Iterator[Batch]:
+    def _batches(self, order: Array, first: int) -> Iterator[Batch]:
+        """The batches of the epoch visiting `order`, from batch number `first` on."""
         size = self.batch_size
         stop = order.shape[0] - order.shape[0] % size if self.drop_last else order.shape[0]
-        for start in range(0, stop, size):
+        for start in range(first * size, stop, size):
             fields = fetch(self.dataset, order[start : start + size])
             if len(fields) != 2:
                 raise ValueError(

@@ -28,7 +28,8 @@ class Sampler(Protocol):
     def __len__(self) -> int: ...
 
 
-def _non_negative_int(value: Any, name: str) -> int:
+def check_non_negative_int(value: Any, name: str) -> int:
+    """`value` as a Python int; TypeError (not an integer, or a bool) or ValueError (negative), naming it."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         kind = type(value).__name__
         raise TypeError(f"{name} must be a non-negative integer, got {value!r} of type {kind}")
@@ -39,12 +40,12 @@ def _non_negative_int(value: Any, name: str) -> int:
 
 def check_seed(seed: Any) -> int:
     """`seed` as a Python int; TypeError/ValueError unless it is a non-negative integer."""
-    return _non_negative_int(seed, "seed")
+    return check_non_negative_int(seed, "seed")
 
 
 def check_epoch(epoch: Any) -> int:
     """`epoch` as a Python int; TypeError/ValueError unless it is a non-negative integer."""
-    return _non_negative_int(epoch, "epoch")
+    return check_non_negative_int(epoch, "epoch")
 
 
 def resolve_seed(seed: Any = None, generator: Any = None) -> int:
