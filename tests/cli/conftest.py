@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,25 @@ class Outcome:
     status: int
     out: str
     err: str
+
+
+def quick_args(epochs: int = 1, batch_size: int | None = None, *, plots: bool = False) -> list[str]:
+    """Flags of a short MLP run without progress bars (and without plots unless asked for)."""
+    size = [] if batch_size is None else ["--batch-size", str(batch_size)]
+    return [
+        "--model",
+        "mlp",
+        "--epochs",
+        str(epochs),
+        *size,
+        "--no-progress",
+        *([] if plots else ["--no-plots"]),
+    ]
+
+
+def read_metrics(run: Path) -> list[dict[str, Any]]:
+    """The records of a run folder's metrics.jsonl, one dict per epoch."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Outcome, run_subprocess
+from .conftest import Outcome, quick_args, run_subprocess
 
-TINY = ["--model", "mlp", "--epochs", "1", "--no-progress", "--no-plots"]
+TINY = quick_args()
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import Outcome
+from .conftest import Outcome, quick_args, read_metrics
 
 
 def test_compare_two_optimizers(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
@@ -15,13 +14,7 @@ def test_compare_two_optimizers(run_cli: Callable[..., Outcome], tmp_path: Path)
         "compare",
         "--optimizers",
         "sgd,adam:0.01",
-        "--model",
-        "mlp",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "128",
-        "--no-progress",
+        *quick_args(epochs=2, batch_size=128, plots=True),
         "--out",
         str(out),
     )
@@ -33,7 +26,7 @@ def test_compare_two_optimizers(run_cli: Callable[..., Outcome], tmp_path: Path)
     assert [r.split("|")[2].strip() for r in rows] == ["1", "0.01"]  # sgd at its recommended lr
     assert (out / "compare.png").read_bytes().startswith(b"\x89PNG")
     for name in ("sgd", "adam"):
-        records = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        records = read_metrics(out / name)
         assert len(records) == 2
         accuracy = float(next(r for r in rows if r.split("|")[1].strip() == name).split("|")[4])
         assert abs(accuracy - 100 * records[-1]["test_accuracy"]) <= 0.005  # printed with 2 decimals

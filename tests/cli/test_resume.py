@@ -4,7 +4,6 @@ end bit-identical to an uninterrupted run with the same seed — parameters, opt
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from extensor.training.checkpoint import Checkpoint, CheckpointManager, read_checkpoint
 
-from .conftest import Outcome, run_subprocess, start_cli
+from .conftest import Outcome, quick_args, read_metrics, run_subprocess, start_cli
 
 # Dropout on, several epochs, periodic checkpoints mid-epoch: data order, dropout masks, schedule
 # and optimizer state all have to continue exactly. 1438 / 64 -> 23 steps per epoch, 92 in all.
@@ -55,7 +54,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Checkpoint, lis
 
 
 def metrics(run: Path) -> list[dict[str, Any]]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run)
     for record in records:
         record.pop("seconds")  # wall time is the one thing allowed to differ
     return records
@@ -151,22 +150,7 @@ def test_resume_refuses_changed_settings_and_damaged_files(
     run_cli: Callable[..., Outcome], tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    assert (
-        run_cli(
-            "train",
-            "--model",
-            "mlp",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "256",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-            str(run),
-        ).status
-        == 0
-    )
+    assert run_cli("train", *quick_args(batch_size=256), "--out", str(run)).status == 0
     checkpoint = CheckpointManager(run / "checkpoints").latest()
     assert checkpoint is not None
     before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}

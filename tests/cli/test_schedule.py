@@ -11,7 +11,7 @@ import torch
 from extensor.cli.builders import SCHEDULER_ALIASES
 from extensor.cli.schedule import schedule_curve
 
-from .conftest import Outcome
+from .conftest import Outcome, quick_args, read_metrics
 
 
 def torch_curve(
@@ -120,20 +120,11 @@ def test_every_alias_gives_a_curve(name: str) -> None:
 
 
 def test_plateau_steps_per_epoch_on_test_loss(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
-    import json
-
     out = tmp_path / "run"
     # threshold=1 means no epoch ever counts as an improvement: with patience 0 the lr halves every epoch.
     result = run_cli(
         "train",
-        "--model",
-        "mlp",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "256",
-        "--no-progress",
-        "--no-plots",
+        *quick_args(epochs=3, batch_size=256),
         "--scheduler",
         "plateau",
         "--scheduler-arg",
@@ -146,5 +137,5 @@ def test_plateau_steps_per_epoch_on_test_loss(run_cli: Callable[..., Outcome], t
         str(out),
     )
     assert result.status == 0, result.err
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(out)
     assert [r["lr"] for r in records] == [0.01, 0.005, 0.0025]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,16 +12,16 @@ from extensor.cli import config
 from extensor.cli.train import TRAIN_OPTIONS
 from extensor.training.checkpoint import read_checkpoint
 
-from .conftest import Outcome
+from .conftest import Outcome, quick_args, read_metrics
 
-TINY = ["--model", "mlp", "--epochs", "2", "--batch-size", "128", "--no-progress"]
+TINY = quick_args(epochs=2, batch_size=128, plots=True)
 
 
 def test_train_writes_the_run_folder(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run_cli("train", *TINY, "--out", str(out), "--dropout", "0.1")
     assert result.status == 0, result.err
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(out)
     assert [r["epoch"] for r in records] == [1, 2]
     assert list(records[0]) == [
         "epoch",
@@ -116,26 +115,16 @@ def test_idx_folder_and_spirals(run_cli: Callable[..., Outcome], tmp_path: Path)
     assert final.model["7.weight"].shape == (120, 16 * 5 * 5)
 
     spirals = run_cli(
-        "train",
-        "--dataset",
-        "spirals",
-        "--model",
-        "mlp",
-        "--epochs",
-        "3",
-        "--no-progress",
-        "--no-plots",
-        "--out",
-        str(tmp_path / "spirals"),
+        "train", "--dataset", "spirals", *quick_args(epochs=3), "--out", str(tmp_path / "spirals")
     )
     assert spirals.status == 0, spirals.err
-    records = [json.loads(line) for line in (tmp_path / "spirals" / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(tmp_path / "spirals")
     assert records[-1]["train_accuracy"] > 0.5  # three classes: well above chance after three epochs
 
 
 def test_a_one_step_run_shows_no_rate(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
     # the first step of a session is not timed (JIT warm-up): one step leaves no rate, not "nan steps/s"
-    args = ("--dataset", "spirals", "--model", "mlp", "--epochs", "1", "--batch-size", "1000")
-    result = run_cli("train", *args, "--no-progress", "--no-plots", "--out", str(tmp_path / "run"))
+    args = ["--dataset", "spirals", *quick_args(batch_size=1000)]
+    result = run_cli("train", *args, "--out", str(tmp_path / "run"))
     assert result.status == 0, result.err
     assert "after 1 steps in" in result.out and "nan" not in result.out and "steps/s" not in result.out
