@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array, ExTensor
-from extensor.training.flat import FlatBuffer, grad_runs, serial_sum_squares
+from extensor.training.flat import PARALLEL_MIN_ELEMENTS, FlatBuffer, grad_runs, serial_sum_squares
 
 __all__ = [
     "clip_grad_norm",
@@ -45,10 +45,8 @@ Parameters = ExTensor | Iterable[ExTensor]
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Sums may be reassociated so that LLVM vectorises them (deterministic for a given thread count).
 _REASSOCIATE = {"reassoc", "contract"}
-#: Below this many elements a pass runs on one thread: starting a parallel region costs more
-#: than it saves, and far more when the machine is busy (a whole scheduler time slice, ~16 ms,
-#: measured on the shared 2-core machine).
-_PARALLEL_MIN = 1 << 21
+#: Below this many elements a pass runs on one thread: the cut-off all parallel kernels share.
+_PARALLEL_MIN = PARALLEL_MIN_ELEMENTS
 
 # the reductions a total norm needs; all accumulate in float64
 _SUM_SQUARES, _SUM_ABS, _SUM_ABS_POW, _MAX_ABS, _MIN_ABS = range(5)

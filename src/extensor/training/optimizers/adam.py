@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array
+from extensor.training.flat import sized_kernel
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
 
@@ -54,7 +55,7 @@ def _adam_element(
     param[i] = p + neg_step_size * m / denom
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@sized_kernel(fastmath=False)
 def adam_kernel(
     param: Array,
     grad: Array,

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array
+from extensor.training.flat import sized_kernel
 from extensor.training.optimizers.elementwise import lerp
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
 
@@ -56,7 +57,7 @@ def _rmsprop_element(
         param[i] = p + neg_lr * g / d
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@sized_kernel(fastmath=False)
 def rmsprop_kernel(
     param: Array,
     grad: Array,

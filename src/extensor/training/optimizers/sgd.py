@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array
-from extensor.training.flat import parallel_chunks
+from extensor.training.flat import parallel_chunks, sized_kernel
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
 
 __all__ = ["SGD", "momentum_sgd_kernel"]
@@ -49,7 +49,7 @@ def _momentum_sgd_segment(
             param[i] = p + neg_lr * (g_weight * g + b_weight * b)
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@sized_kernel(fastmath=False)
 def momentum_sgd_kernel(
     param: Array,
     grad: Array,

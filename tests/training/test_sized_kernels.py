@@ -1,0 +1,107 @@
+"""Every parallel kernel exists twice, parallel and serial, picked by one size cut-off; both agree."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from extensor.training import flat
+from extensor.training.flat import PARALLEL_MIN_ELEMENTS, SizedKernel, parallel_chunks
+from extensor.training.optimizers.adam import adam_kernel
+from extensor.training.optimizers.rmsprop import rmsprop_kernel
+from extensor.training.optimizers.sgd import momentum_sgd_kernel
+
+SIZE = PARALLEL_MIN_ELEMENTS + 4099  # above the cut-off, not a multiple of the chunk count
+
+
+def arrays(count: int, dtype: type, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(SIZE).astype(dtype) for _ in range(count)]
+
+
+def test_one_cut_off_picks_the_twin() -> None:
+    assert adam_kernel.for_size(PARALLEL_MIN_ELEMENTS - 1) is adam_kernel.serial
+    assert adam_kernel.for_size(PARALLEL_MIN_ELEMENTS) is adam_kernel.parallel
+    assert parallel_chunks(PARALLEL_MIN_ELEMENTS - 1) == 1
+    assert parallel_chunks(PARALLEL_MIN_ELEMENTS) > 1
+    from extensor.training import clip
+
+    assert clip._PARALLEL_MIN == PARALLEL_MIN_ELEMENTS
+    assert isinstance(flat._segment_sum_squares_kernel, SizedKernel)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_twins_agree_bit_for_bit(dtype: type, amsgrad: bool) -> None:
+    t = np.dtype(dtype).type
+    scalars = (t(1), t(0.999), t(0.01), t(0.1), t(0.9), t(0.999), t(0.001), t(-1e-3), t(0.3), t(1e-8))
+    results = []
+    for kernel in (adam_kernel.parallel, adam_kernel.serial):
+        param, grad, m, v, vmax = arrays(5, dtype, 0)
+        v, vmax = np.abs(v), np.abs(vmax)
+        kernel(param, grad, m, v, vmax if amsgrad else np.empty(0, dtype), *scalars)
+        results.append((param, m, v, vmax))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_and_rmsprop_twins_agree_bit_for_bit(dtype: type) -> None:
+    t = np.dtype(dtype).type
+    offsets = np.array([0, 17, 70_000, 70_001, SIZE], dtype=np.int64)
+    scales = np.array([0.5, 2.0, 1.0, 0.25], dtype=dtype)
+    sgd, rms = [], []
+    for kernel, chunks in (
+        (momentum_sgd_kernel.parallel, parallel_chunks(SIZE)),
+        (momentum_sgd_kernel.serial, 1),
+    ):
+        param, grad, buf = arrays(3, dtype, 1)
+        kernel(
+            param, grad, buf, offsets, scales, chunks, t(-1), t(-0.1), t(0.01), t(0.9), t(0.9), t(1), t(0.9)
+        )
+        sgd.append((param, buf))
+    for kernel in (rmsprop_kernel.parallel, rmsprop_kernel.serial):
+        param, grad, square, average, buf = arrays(5, dtype, 2)
+        square = np.abs(square) + 4
+        kernel(
+            param,
+            grad,
+            square,
+            average,
+            buf,
+            t(1),
+            t(-0.01),
+            t(0.1),
+            t(0.99),
+            t(0.01),
+            t(0.99),
+            t(1e-8),
+            t(0.9),
+        )
+        rms.append((param, square, average, buf))
+    for pair in (sgd, rms):
+        for a, b in zip(*pair, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_serial_twin_divides_by_zero_like_the_parallel_one() -> None:
+    # NumPy's error model: 0/0 is NaN (torch's answer), not a ZeroDivisionError
+    f = np.float32
+    for kernel in (adam_kernel.parallel, adam_kernel.serial):
+        param, grad, m, v = (np.zeros(8, dtype=f) for _ in range(4))
+        kernel(param, grad, m, v, np.empty(0, f), f(1), f(1), f(0), f(0.1), f(0.9), f(0.999), f(0.001),
+               f(-1e-3), f(1), f(0))  # fmt: skip
+        assert np.isnan(param).all()
+
+
+def test_segment_sums_of_squares_twins_agree() -> None:
+    values = arrays(1, np.float32, 3)[0]
+    offsets = np.array([0, 5, 300_000, SIZE - 2, SIZE], dtype=np.int64)
+    parallel, serial = np.empty(4), np.empty(4)
+    flat._segment_sum_squares_kernel.parallel(values, offsets, parallel, parallel_chunks(SIZE))
+    flat._segment_sum_squares_kernel.serial(values, offsets, serial, 1)
+    np.testing.assert_allclose(parallel, serial, rtol=1e-12)
+    reference = [np.sum(values[a:b].astype(np.float64) ** 2) for a, b in itertools.pairwise(offsets)]
+    np.testing.assert_allclose(serial, reference, rtol=1e-12)
