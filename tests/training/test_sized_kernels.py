@@ -99,9 +99,31 @@ def test_serial_twin_divides_by_zero_like_the_parallel_one() -> None:
 def test_segment_sums_of_squares_twins_agree() -> None:
     values = arrays(1, np.float32, 3)[0]
     offsets = np.array([0, 5, 300_000, SIZE - 2, SIZE], dtype=np.int64)
-    parallel, serial = np.empty(4), np.empty(4)
-    flat._segment_sum_squares_kernel.parallel(values, offsets, parallel, parallel_chunks(SIZE))
-    flat._segment_sum_squares_kernel.serial(values, offsets, serial, 1)
+    parallel, serial = np.empty((4, 2)), np.empty((4, 2))
+    second = values[::-1].copy()
+    flat._segment_sum_squares_kernel.parallel(values, second, offsets, parallel, parallel_chunks(SIZE))
+    flat._segment_sum_squares_kernel.serial(values, second, offsets, serial, 1)
     np.testing.assert_allclose(parallel, serial, rtol=1e-12)
     reference = [np.sum(values[a:b].astype(np.float64) ** 2) for a, b in itertools.pairwise(offsets)]
-    np.testing.assert_allclose(serial, reference, rtol=1e-12)
+    np.testing.assert_allclose(serial[:, 0], reference, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [3000, SIZE])
+def test_pair_of_segment_sums_in_one_pass(dtype: type, size: int) -> None:
+    rng = np.random.default_rng(4)
+    first, second = (rng.standard_normal(size).astype(dtype) for _ in range(2))
+    cuts = np.sort(rng.integers(0, size, 6))
+    offsets = np.concatenate(([0], cuts, [size])).astype(np.int64)
+    got = flat.segment_sum_squares_pair(first, second, offsets)
+    assert got.shape == (7, 2)
+    np.testing.assert_allclose(got[:, 0], flat.segment_sum_squares(first, offsets), rtol=1e-12)
+    np.testing.assert_allclose(got[:, 1], flat.segment_sum_squares(second, offsets), rtol=1e-12)
+    for column, values in enumerate((first, second)):
+        reference = [np.sum(values[a:b].astype(np.float64) ** 2) for a, b in itertools.pairwise(offsets)]
+        np.testing.assert_allclose(got[:, column], reference, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="must match"):
+        flat.segment_sum_squares_pair(first, second[:-1], offsets)
+    strided_out = np.zeros((7, 2))[:, 0]
+    flat.segment_sum_squares(first, offsets, out=strided_out)
+    np.testing.assert_allclose(strided_out, got[:, 0], rtol=1e-12)

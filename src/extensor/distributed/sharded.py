@@ -40,7 +40,7 @@ from extensor.distributed.ddp import broadcast_arrays
 from extensor.distributed.layout import check_same_layout
 from extensor.distributed.presence import merge_gradient_presence
 from extensor.training.clip import clip_bound, clip_coefficient
-from extensor.training.flat import segment_sum_squares, sum_squares
+from extensor.training.flat import segment_sum_squares_pair, sum_squares
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, _Pack
 
 __all__ = ["ShardedOptimizer", "shard_bounds", "state_bytes"]
@@ -83,26 +83,19 @@ class _Shard:
 class _ShardRun(Run):
     """A `Run` over part of a shard whose tensors may continue on other ranks.
 
-    Its per-tensor sums of squares (of `param` and `grad`, the ones layer-wise optimizers such as
+    Its per-tensor sums of squares of `param` and `grad` (the ones layer-wise optimizers such as
     LARS read) are the complete ones, precomputed from every rank's partial sums.
     """
 
     __slots__ = ("_sums",)
 
-    def __init__(self, *args: Any, sums: Mapping[str, Array], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sums: Array, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sums = sums
 
-    def tensor_sum_squares(self, values: Array) -> Array:
-        """The complete per-tensor sums of squares of `param` or `grad` (over whole tensors)."""
-        if values is self.param:
-            return self._sums["param"]
-        if values is self.grad:
-            return self._sums["grad"]
-        raise RuntimeError(
-            "under ShardedOptimizer an optimizer can read per-tensor sums of squares of the run's param "
-            "and grad only (they are completed across ranks)"
-        )
+    def tensor_sums_of_squares(self) -> Array:
+        """The complete per-tensor sums of squares of `param` and `grad` (whole tensors): (tensors, 2)."""
+        return self._sums
 
 
 class ShardedOptimizer:
@@ -266,7 +259,7 @@ class ShardedOptimizer:
         if not self._reduced:
             self.reduce_gradients()
         if optimizer.uses_tensor_norms:
-            sums: list[dict[str, Array] | None] = self._tensor_sums()
+            sums: list[Array | None] = self._tensor_sums()
         else:
             sums = [None] * len(self._shards)
         for shard, shard_sums in zip(self._shards, sums, strict=True):
@@ -277,32 +270,32 @@ class ShardedOptimizer:
         self._reduced = False
         return loss
 
-    def _tensor_sums(self) -> list[dict[str, Array] | None]:
+    def _tensor_sums(self) -> list[Array | None]:
         """Per shard, the complete per-tensor sums of squares of the parameters and the gradients.
 
-        Each rank sums the parts of the tensors inside its slices (zero for the others); one
-        all-reduce over every buffer's two vectors completes them.
+        Each rank sums the parts of the tensors inside its slices (zero for the others), weights
+        and gradients in one pass; one all-reduce over every buffer's (tensors, 2) array
+        completes them.
         """
-        partial = []
-        for shard in self._shards:
-            local = shard.pack.buffer.data[shard.lo : shard.hi]
-            partial.append(segment_sum_squares(local, shard.local_offsets))
-            partial.append(segment_sum_squares(shard.grad, shard.local_offsets))
+        partial = [
+            segment_sum_squares_pair(
+                shard.pack.buffer.data[shard.lo : shard.hi], shard.grad, shard.local_offsets
+            )
+            for shard in self._shards
+        ]
         complete = self._complete_partial_sums(np.concatenate(partial))
-        result: list[dict[str, Array] | None] = []
+        result: list[Array | None] = []
         start = 0
         for shard in self._shards:
-            count = shard.tensor_count
-            middle = start + count
-            result.append({"param": complete[start:middle], "grad": complete[middle : middle + count]})
-            start += 2 * count
+            result.append(complete[start : start + shard.tensor_count])
+            start += shard.tensor_count
         return result
 
     def _complete_partial_sums(self, partial: Array) -> Array:
         """Sum the ranks' partial sums (one small all-reduce)."""
         return self.comm.allreduce_sum_(partial)
 
-    def _step_shard(self, group: ParamGroup, shard: _Shard, sums: dict[str, Array] | None) -> None:
+    def _step_shard(self, group: ParamGroup, shard: _Shard, sums: Array | None) -> None:
         """Exactly `Optimizer._step_pack`, but on this rank's slice of each run, with its state."""
         optimizer = self.optimizer
         pack = shard.pack
@@ -327,10 +320,7 @@ class ShardedOptimizer:
                     "step": float(np.float32(key[a]) + one),
                     "offsets": np.clip(offsets[first : last + 1], lo, hi),
                 }
-                if sums is None:
-                    run = Run(**arguments)
-                else:
-                    run = _ShardRun(**arguments, sums={k: v[first:last] for k, v in sums.items()})
+                run = Run(**arguments) if sums is None else _ShardRun(**arguments, sums=sums[first:last])
                 optimizer._update(group, run)
             if counts:
                 pack.steps[a:b] += one

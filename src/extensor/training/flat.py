@@ -41,6 +41,7 @@ __all__ = [
     "parallel_chunks",
     "present_runs",
     "segment_sum_squares",
+    "segment_sum_squares_pair",
     "serial_sum_squares",
     "sized_kernel",
     "sum_squares",
@@ -48,6 +49,8 @@ __all__ = [
 
 #: Element dtypes a flat buffer (and the optimizer kernels) support.
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: "no second array" for the segment reduction kernel, by dtype
+_NO_SECOND = {dtype: np.empty(0, dtype=dtype) for dtype in SUPPORTED_DTYPES}
 
 
 #: The one size cut-off of every parallel kernel (optimizer updates, segment reductions, gradient
@@ -319,18 +322,62 @@ def serial_sum_squares(values: Array) -> float:
     return head + _sum_squares_one_stream(values[4 * quarter :])
 
 
+@njit(cache=True, fastmath=_REDUCTION_MATH)
+def _sum_squares_two_by_two(a0: Array, a1: Array, b0: Array, b1: Array) -> tuple[float, float]:
+    """Sums of squares of ``a0 ++ a1`` and of ``b0 ++ b1`` (four equal-length slices read side by side)."""
+    sa0 = 0.0
+    sa1 = 0.0
+    sb0 = 0.0
+    sb1 = 0.0
+    for i in range(a0.size):
+        x0 = np.float64(a0[i])
+        x1 = np.float64(a1[i])
+        y0 = np.float64(b0[i])
+        y1 = np.float64(b1[i])
+        sa0 += x0 * x0
+        sa1 += x1 * x1
+        sb0 += y0 * y0
+        sb1 += y1 * y1
+    return sa0 + sa1, sb0 + sb1
+
+
+@njit(cache=True, fastmath=_REDUCTION_MATH)
+def _piece_sums(first: Array, second: Array, lo: int, hi: int, out: Array) -> None:
+    """out[0] = sum of first[lo:hi] ** 2 and, when `second` is not empty, out[1] = that of second.
+
+    Two arrays are read in ONE pass, each as two streams (four in flight, as `serial_sum_squares`).
+    """
+    if second.size == 0:
+        out[0] = serial_sum_squares(first[lo:hi])
+        return
+    half = (hi - lo) // 2
+    if half < 1024:
+        out[0] = _sum_squares_one_stream(first[lo:hi])
+        out[1] = _sum_squares_one_stream(second[lo:hi])
+        return
+    mid = lo + half
+    end = lo + 2 * half
+    sa, sb = _sum_squares_two_by_two(first[lo:mid], first[mid:end], second[lo:mid], second[mid:end])
+    out[0] = sa + _sum_squares_one_stream(first[end:hi])
+    out[1] = sb + _sum_squares_one_stream(second[end:hi])
+
+
 @sized_kernel(fastmath=_REDUCTION_MATH)
-def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chunks: int) -> None:
-    """out[s] = sum of squares of values[offsets[s]:offsets[s+1]], in parallel over equal chunks.
+def _segment_sum_squares_kernel(
+    first: Array, second: Array, offsets: Array, out: Array, n_chunks: int
+) -> None:
+    """out[s, 0] = sum of squares of first[offsets[s]:offsets[s+1]]; out[s, 1] likewise of `second`
+    (when it is not empty; `out` then has two columns). In parallel over equal chunks.
 
     The flat array is cut into `n_chunks` equal chunks regardless of segment boundaries, so one
     huge tensor and a thousand tiny ones parallelise equally well. A segment lying inside one
     chunk is written directly by that chunk; at most two segments per chunk straddle its edges,
     and their partial sums are added serially afterwards (in chunk order: deterministic).
     """
-    total = values.size
+    total = first.size
     n_segments = offsets.size - 1
-    partial_value = np.zeros((n_chunks, 2), dtype=np.float64)
+    width = out.shape[1]
+    partial_value = np.zeros((n_chunks, 2, width), dtype=np.float64)
     partial_segment = np.full((n_chunks, 2), -1, dtype=np.int64)
     out[:] = 0.0
     for chunk in prange(n_chunks):
@@ -346,11 +393,10 @@ def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chu
             seg_stop = offsets[segment + 1]
             stop = min(seg_stop, hi)
             if stop > position:
-                value = serial_sum_squares(values[position:stop])
                 if seg_start >= lo and seg_stop <= hi:
-                    out[segment] = value
+                    _piece_sums(first, second, position, stop, out[segment])
                 else:
-                    partial_value[chunk, slot] = value
+                    _piece_sums(first, second, position, stop, partial_value[chunk, slot])
                     partial_segment[chunk, slot] = segment
                     slot += 1
             position = max(position, stop)
@@ -359,7 +405,8 @@ def _segment_sum_squares_kernel(values: Array, offsets: Array, out: Array, n_chu
         for slot in range(2):
             segment = partial_segment[chunk, slot]
             if segment >= 0:
-                out[segment] += partial_value[chunk, slot]
+                for column in range(width):
+                    out[segment, column] += partial_value[chunk, slot, column]
 
 
 def parallel_chunks(size: int) -> int:
@@ -373,19 +420,8 @@ def parallel_chunks(size: int) -> int:
     return min(4 * numba.get_num_threads(), size >> 14)
 
 
-def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None) -> Array:
-    """Per-segment sums of squares: ``out[s] = sum(values[offsets[s]:offsets[s+1]] ** 2)``.
-
-    Accumulates in float64 whatever the dtype of `values` (float32 or float64), in parallel;
-    the result is deterministic for a given thread count. Used for per-tensor norms (LARS) over
-    a flat buffer: pass ``buffer.data`` or ``buffer.grad`` with ``buffer.offsets``.
-
-    Args:
-        values: a contiguous 1-D float32 or float64 array.
-        offsets: int64 array of segment boundaries, non-decreasing, ``offsets[0] == 0`` and
-            ``offsets[-1] == values.size``.
-        out: optional float64 array of ``len(offsets) - 1`` elements to write into.
-    """
+def _checked_offsets(values: Array, offsets: Array) -> Array:
+    """`offsets` as int64 after checking that they delimit segments of the 1-D float array `values`."""
     if values.ndim != 1 or values.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"values must be a 1-D float32/float64 array, got {values.ndim}-D {values.dtype}")
     if (
@@ -398,13 +434,55 @@ def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None)
         raise ValueError(
             f"offsets must be a non-decreasing 1-D array from 0 to values.size={values.size}, got {offsets!r}"
         )
+    return offsets.astype(np.int64, copy=False)
+
+
+def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None) -> Array:
+    """Per-segment sums of squares: ``out[s] = sum(values[offsets[s]:offsets[s+1]] ** 2)``.
+
+    Accumulates in float64 whatever the dtype of `values` (float32 or float64), in parallel
+    above `PARALLEL_MIN_ELEMENTS`; the result is deterministic for a given thread count. Pass
+    ``buffer.grad`` (or ``data``) with ``buffer.offsets`` for per-tensor sums over a flat buffer.
+
+    Args:
+        values: a contiguous 1-D float32 or float64 array.
+        offsets: int64 array of segment boundaries, non-decreasing, ``offsets[0] == 0`` and
+            ``offsets[-1] == values.size``.
+        out: optional float64 array of ``len(offsets) - 1`` elements to write into.
+    """
+    offsets = _checked_offsets(values, offsets)
     count = offsets.size - 1
     if out is None:
         out = np.empty(count, dtype=np.float64)
     elif out.shape != (count,) or out.dtype != np.float64:
         raise ValueError(f"out must be a float64 array of shape ({count},), got {out.dtype} {out.shape}")
+    values = np.ascontiguousarray(values)
+    target = out if out.flags.c_contiguous else np.empty(count, dtype=np.float64)
     _segment_sum_squares_kernel(
-        np.ascontiguousarray(values), offsets.astype(np.int64, copy=False), out, parallel_chunks(values.size)
+        values, _NO_SECOND[values.dtype], offsets, target.reshape(count, 1), parallel_chunks(values.size)
+    )
+    if target is not out:
+        out[:] = target
+    return out
+
+
+def segment_sum_squares_pair(first: Array, second: Array, offsets: Array) -> Array:
+    """Per-segment sums of squares of two arrays in one pass: a float64 array of shape (segments, 2).
+
+    ``result[s, 0] = sum(first[offsets[s]:offsets[s+1]] ** 2)``, ``result[s, 1]`` likewise of
+    `second`, which has the shape and dtype of `first`. One kernel reads both arrays together
+    (LARS needs the weight and the gradient norm of every tensor). Arguments as in
+    `segment_sum_squares`.
+    """
+    offsets = _checked_offsets(first, offsets)
+    if second.shape != first.shape or second.dtype != first.dtype:
+        raise ValueError(
+            f"the two arrays must match: first is {first.dtype} {first.shape}, "
+            f"second is {second.dtype} {second.shape}"
+        )
+    out = np.empty((offsets.size - 1, 2), dtype=np.float64)
+    _segment_sum_squares_kernel(
+        np.ascontiguousarray(first), np.ascontiguousarray(second), offsets, out, parallel_chunks(first.size)
     )
     return out
 

@@ -4,7 +4,8 @@ You, Gitman & Ginsburg, "Large Batch Training of Convolutional Networks" (arXiv:
 2017). Each parameter tensor's update is rescaled by a *trust ratio* comparing the norm of its
 weights with the norm of its gradient; the rest is SGD with momentum, so LARS runs SGD's
 kernel with one scale per tensor. The per-tensor norms come from segment reductions over the
-flat buffer (`Run.tensor_sum_squares`), not from a loop over tensors.
+flat buffer (`Run.tensor_sums_of_squares`: one pass over weights and gradients), not from a
+loop over tensors.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ class LARS(SGD):
         trust_coefficient = float(group["trust_coefficient"])
         ratio = np.ones(count, dtype=np.float64)
         if group["lars_adaptation"] and trust_coefficient > 0:
-            weight_norm = np.sqrt(run.tensor_sum_squares(run.param))
-            grad_norm = np.sqrt(run.tensor_sum_squares(run.grad))
+            norms = np.sqrt(run.tensor_sums_of_squares())
+            weight_norm, grad_norm = norms[:, 0], norms[:, 1]
             adapt = (weight_norm > 0) & (grad_norm > 0)
             weight_decay = float(group["weight_decay"])
             ratio[adapt] = (

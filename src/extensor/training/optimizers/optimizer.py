@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from extensor.core.tensor import Array, ExTensor
-from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer, segment_sum_squares
+from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer, segment_sum_squares_pair
 
 __all__ = ["Optimizer", "ParamGroup", "Run", "require_bool", "require_real"]
 
@@ -91,14 +91,15 @@ class Run:
         """int64 bounds of the run's tensors within `param`: tensor k is ``offsets[k]:offsets[k+1]``."""
         return self._offsets - self._offsets[0]
 
-    def tensor_sum_squares(self, values: Array) -> Array:
-        """Per-tensor sums of squares (float64) of `values`, the run's `param` or `grad`.
+    def tensor_sums_of_squares(self) -> Array:
+        """Per-tensor sums of squares (float64) of `param` and `grad`: shape (tensors, 2).
 
-        Layer-wise optimizers (LARS) read their per-tensor norms through this method, one
-        segment reduction over the run, so that a wrapper that updates part of a tensor (the
-        distributed `ShardedOptimizer`) can supply the sums over whole tensors instead.
+        Column 0 is the weights', column 1 the gradients', from ONE segment reduction reading
+        both arrays (`segment_sum_squares_pair`). Layer-wise optimizers (LARS) read their
+        per-tensor norms through this method so that a wrapper that updates part of a tensor
+        (the distributed `ShardedOptimizer`) can supply the sums over whole tensors instead.
         """
-        return segment_sum_squares(values, self.offsets)
+        return segment_sum_squares_pair(self.param, self.grad, self.offsets)
 
     def scalar(self, value: float) -> np.floating[Any]:
         """`value` as a NumPy scalar of the run's dtype."""
@@ -165,7 +166,7 @@ class Optimizer:
     state_names: ClassVar[tuple[str, ...]] = ()
     #: Whether `state[p]` exposes torch's ``"step"`` (Adam, RMSprop) or not (SGD).
     step_in_state: ClassVar[bool] = True
-    #: Whether `_update` reads per-tensor norms (`Run.tensor_sum_squares`), as LARS does.
+    #: Whether `_update` reads per-tensor norms (`Run.tensor_sums_of_squares`), as LARS does.
     uses_tensor_norms: ClassVar[bool] = False
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
