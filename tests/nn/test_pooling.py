@@ -182,3 +182,32 @@ def test_bad_arguments_are_rejected():
         F.max_pool2d(np.zeros((1, 1, 4, 4), dtype=np.int64), 2)
     with pytest.raises(ValueError, match="divisor_override"):
         F.avg_pool2d(np.zeros((1, 1, 4, 4)), 2, divisor_override=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    dtype=st.sampled_from([np.float32, np.float64]),
+    hw=st.tuples(st.integers(2, 9), st.integers(2, 9)),
+    special=st.sampled_from([None, np.nan, np.inf, -np.inf, -0.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_2x2_fast_path_is_bitwise_torch(dtype, hw, special, seed):
+    # 2x2 windows at stride 2 take a branch-free kernel; ties (small integers, ±0) and non-finite
+    # values (which send it back to the general kernel) must give torch's values, winners and grads
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 3, *hw)).astype(dtype)
+    x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+    if special is not None:
+        x.reshape(-1)[rng.integers(0, x.size, 3)] = special
+    g = rng.standard_normal((2, 3, hw[0] // 2, hw[1] // 2)).astype(dtype)
+    xe = ExTensor(x, requires_grad=True)
+    tape = Tape()
+    with tape:
+        out, index = F.max_pool2d(xe, 2, return_indices=True)
+    tape.backward(out, g)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    out_t, index_t = torch.nn.functional.max_pool2d(xt, 2, return_indices=True)
+    out_t.backward(torch.from_numpy(g))
+    assert out.data.tobytes() == out_t.detach().numpy().tobytes()
+    np.testing.assert_array_equal(index.data, index_t.numpy())
+    assert xe.grad.tobytes() == xt.grad.numpy().tobytes()

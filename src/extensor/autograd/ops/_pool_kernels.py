@@ -67,6 +67,43 @@ def max_pool_forward(
 
 
 @njit(cache=True, nogil=True)
+def max_pool_2x2_forward(x: Array, out: Array, index: Array) -> bool:
+    """`max_pool_forward` for 2x2 windows at stride 2 inside the input (the common pooling layer), when
+    every input is finite; returns False, with `out` and `index` unusable, when one is not.
+
+    Why: with the four taps written out and the winner chosen by selects rather than branches the
+    loop has no data-dependent jumps (random data mispredicts one per window), about 10x faster than
+    the general loop. For finite values `v > best` in row-major order picks the same first maximum
+    as torch's rule; NaN would need its `isnan(val)` branch, so a non-finite input is detected
+    (x − x is NaN exactly for NaN and ±inf) and the caller runs the general kernel instead.
+    """
+    planes, width = x.shape[0], x.shape[2]
+    out_h, out_w = out.shape[1], out.shape[2]
+    non_finite = x.dtype.type(0)
+    for k in range(planes):
+        for i in range(out_h):
+            top = 2 * i * width
+            for j in range(out_w):
+                left = 2 * j
+                a, b = x[k, 2 * i, left], x[k, 2 * i, left + 1]
+                c, d = x[k, 2 * i + 1, left], x[k, 2 * i + 1, left + 1]
+                non_finite += (a - a) + (b - b) + (c - c) + (d - d)
+                best, where = a, top + left
+                take = b > best
+                best = b if take else best
+                where = top + left + 1 if take else where
+                take = c > best
+                best = c if take else best
+                where = top + width + left if take else where
+                take = d > best
+                best = d if take else best
+                where = top + width + left + 1 if take else where
+                out[k, i, j] = best
+                index[k, i, j] = where
+    return non_finite == 0
+
+
+@njit(cache=True, nogil=True)
 def max_pool_backward(grad: Array, index: Array, grad_input: Array) -> None:
     """grad_input[k].flat[index[k, i, j]] += grad[k, i, j] (grad_input starts at zero)."""
     planes, out_h, out_w = grad.shape

@@ -112,6 +112,11 @@ def _max_pool_values(geo: _Geometry, out: Array) -> None:
         np.maximum(out, view, out=out)
 
 
+def _is_2x2_inside(geo: _Geometry) -> bool:
+    """True for 2x2 windows at stride 2, undilated, all inside the input: `max_pool_2x2_forward`'s case."""
+    return geo.kernel == (2, 2) and geo.stride == (2, 2) and geo.dilation == (1, 1) and geo.windows_inside
+
+
 @register("max_pool2d")
 def max_pool2d(
     input: Any,
@@ -140,7 +145,8 @@ def max_pool2d(
         _max_pool_values(geo, out)  # no backward can follow: the winners are not needed
         return constant(out.reshape(geo.output_shape))
     index = _workspace.take(out.shape, np.int64)
-    kernels.max_pool_forward(planes, out, index, *geo.arguments, *geo.dilation)
+    if not (_is_2x2_inside(geo) and kernels.max_pool_2x2_forward(planes, out, index)):
+        kernels.max_pool_forward(planes, out, index, *geo.arguments, *geo.dilation)
 
     def backward(g: Array) -> tuple[Array]:
         grad_input = _workspace.take_zeros((planes.shape[0], planes.shape[1] * planes.shape[2]), planes.dtype)
