@@ -41,7 +41,7 @@ from extensor.distributed.layout import check_same_layout
 from extensor.distributed.presence import merge_gradient_presence
 from extensor.training.clip import clip_bound, clip_coefficient
 from extensor.training.flat import segment_sum_squares_pair, sum_squares
-from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, _Pack
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, _Pack
 
 __all__ = ["ShardedOptimizer", "shard_bounds", "state_bytes"]
 
@@ -52,7 +52,10 @@ def shard_bounds(size: int, ranks: int) -> Array:
 
 
 class _Shard:
-    """This rank's slice of one pack (FlatBuffer) of the wrapped optimizer, with its own state."""
+    """This rank's slice of one pack (FlatBuffer) of the wrapped optimizer, with its own state.
+
+    The `Window` through which `Optimizer._step_pack` updates only this rank's elements.
+    """
 
     def __init__(self, group_index: int, pack: _Pack, comm: Communicator) -> None:
         buffer = pack.buffer
@@ -70,6 +73,7 @@ class _Shard:
         self.local_offsets: Array = np.clip(buffer.offsets, self.lo, self.hi) - self.lo
 
     def state_array(self, name: str) -> Array:
+        """This rank's slice of state buffer `name` (allocated zeroed on first use)."""
         array = self.state.get(name)
         if array is None:
             array = self.state[name] = np.zeros(self.hi - self.lo, dtype=self.pack.buffer.dtype)
@@ -78,24 +82,6 @@ class _Shard:
     @property
     def tensor_count(self) -> int:
         return len(self.pack.buffer)
-
-
-class _ShardRun(Run):
-    """A `Run` over part of a shard whose tensors may continue on other ranks.
-
-    Its per-tensor sums of squares of `param` and `grad` (the ones layer-wise optimizers such as
-    LARS read) are the complete ones, precomputed from every rank's partial sums.
-    """
-
-    __slots__ = ("_sums",)
-
-    def __init__(self, *args: Any, sums: Array, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sums = sums
-
-    def tensor_sums_of_squares(self) -> Array:
-        """The complete per-tensor sums of squares of `param` and `grad` (whole tensors): (tensors, 2)."""
-        return self._sums
 
 
 class ShardedOptimizer:
@@ -264,7 +250,7 @@ class ShardedOptimizer:
             sums = [None] * len(self._shards)
         for shard, shard_sums in zip(self._shards, sums, strict=True):
             group = optimizer.param_groups[shard.group_index]
-            self._step_shard(group, shard, shard_sums)
+            optimizer._step_pack(group, shard.pack, window=shard, sums=shard_sums)
         for shard in self._shards:
             self.comm.allgather_(shard.pack.buffer.data, shard.counts)
         self._reduced = False
@@ -294,36 +280,6 @@ class ShardedOptimizer:
     def _complete_partial_sums(self, partial: Array) -> Array:
         """Sum the ranks' partial sums (one small all-reduce)."""
         return self.comm.allreduce_sum_(partial)
-
-    def _step_shard(self, group: ParamGroup, shard: _Shard, sums: Array | None) -> None:
-        """Exactly `Optimizer._step_pack`, but on this rank's slice of each run, with its state."""
-        optimizer = self.optimizer
-        pack = shard.pack
-        key = optimizer._run_key(pack.steps)
-        runs = pack.runs(key)
-        if not runs:
-            return
-        names = optimizer._state_names(group)
-        counts = optimizer._counts_steps(group)
-        state = {name: shard.state_array(name) for name in names}
-        offsets = pack.buffer.offsets
-        one = np.float32(1)
-        for a, b in runs:
-            lo, hi = max(int(offsets[a]), shard.lo), min(int(offsets[b]), shard.hi)
-            if lo < hi:
-                first = int(np.searchsorted(offsets, lo, side="right")) - 1
-                last = int(np.searchsorted(offsets, hi, side="left"))
-                arguments: dict[str, Any] = {
-                    "param": pack.buffer.data[lo:hi],
-                    "grad": shard.grad[lo - shard.lo : hi - shard.lo],
-                    "state": {name: array[lo - shard.lo : hi - shard.lo] for name, array in state.items()},
-                    "step": float(np.float32(key[a]) + one),
-                    "offsets": np.clip(offsets[first : last + 1], lo, hi),
-                }
-                run = Run(**arguments) if sums is None else _ShardRun(**arguments, sums=sums[first:last])
-                optimizer._update(group, run)
-            if counts:
-                pack.steps[a:b] += one
 
     def _present_pieces(self, shard: _Shard) -> list[Array]:
         """Views of this rank's averaged gradient slice covering the tensors that have a gradient."""

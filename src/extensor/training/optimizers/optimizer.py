@@ -26,14 +26,14 @@ import copy
 import itertools
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer, segment_sum_squares_pair
 
-__all__ = ["Optimizer", "ParamGroup", "Run", "require_bool", "require_real"]
+__all__ = ["Optimizer", "ParamGroup", "Run", "Window", "require_bool", "require_real"]
 
 #: A parameter group: ``{"params": [ExTensor, ...], "lr": ..., ...}``.
 ParamGroup = dict[str, Any]
@@ -69,7 +69,7 @@ class Run:
             kernel computes in this dtype (a float64 scalar would promote float32 math).
     """
 
-    __slots__ = ("_offsets", "dtype", "grad", "param", "state", "step")
+    __slots__ = ("_offsets", "_sums", "dtype", "grad", "param", "state", "step")
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class Run:
         state: dict[str, Array],
         step: float,
         offsets: Array,
+        sums: Array | None = None,
     ) -> None:
         self.param = param
         self.grad = grad
@@ -85,6 +86,7 @@ class Run:
         self.step = step
         self.dtype: np.dtype[Any] = param.dtype
         self._offsets = offsets
+        self._sums = sums
 
     @property
     def offsets(self) -> Array:
@@ -97,8 +99,11 @@ class Run:
         Column 0 is the weights', column 1 the gradients', from ONE segment reduction reading
         both arrays (`segment_sum_squares_pair`). Layer-wise optimizers (LARS) read their
         per-tensor norms through this method so that a wrapper that updates part of a tensor
-        (the distributed `ShardedOptimizer`) can supply the sums over whole tensors instead.
+        (the distributed `ShardedOptimizer`) can supply the sums over whole tensors instead
+        (the run's `sums`, given at construction, when its tensors extend beyond it).
         """
+        if self._sums is not None:
+            return self._sums
         return segment_sum_squares_pair(self.param, self.grad, self.offsets)
 
     def scalar(self, value: float) -> np.floating[Any]:
@@ -113,6 +118,23 @@ class Run:
         """
         found = self.state.get(name)
         return _EMPTY[self.dtype] if found is None else found
+
+
+class Window(Protocol):
+    """An element window ``[lo, hi)`` of a pack's buffer with its own gradient and state slices.
+
+    `Optimizer._step_pack` updates only the window's elements when given one: the distributed
+    `ShardedOptimizer` steps each rank's slice with the averaged gradient it received and the
+    slice of state it keeps. `grad` and every ``state_array(name)`` have ``hi - lo`` elements.
+    """
+
+    lo: int
+    hi: int
+    grad: Array
+
+    def state_array(self, name: str) -> Array:
+        """The window's slice of state buffer `name` (allocated zeroed on first use)."""
+        ...
 
 
 class _Pack:
@@ -273,31 +295,51 @@ class Optimizer:
             for pack in packs:
                 pack.buffer.check_valid()
         for group, packs in zip(self.param_groups, self._packs, strict=True):
-            names = self._state_names(group)
-            counts = self._counts_steps(group)
             for pack in packs:
-                self._step_pack(group, pack, names, counts)
+                self._step_pack(group, pack)
         return loss
 
-    def _step_pack(self, group: ParamGroup, pack: _Pack, names: tuple[str, ...], counts: bool) -> None:
+    def _step_pack(
+        self, group: ParamGroup, pack: _Pack, window: Window | None = None, sums: Array | None = None
+    ) -> None:
+        """Update one pack (one kernel call per run), or only the elements of `window`.
+
+        Runs are found and step counts advanced over the whole pack either way, so that every
+        rank of a sharded step agrees on them. With a window, each run is cut to the window and
+        reads the window's gradient and state; `sums` (tensors, 2), when given, are the complete
+        per-tensor sums of squares of weights and gradients that the runs pass on to layer-wise
+        optimizers (`Run.tensor_sums_of_squares`), indexed like the pack's tensors.
+        """
         key = self._run_key(pack.steps)
         runs = pack.runs(key)
         if not runs:
             return
-        state = {name: pack.state_array(name) for name in names}
         buffer = pack.buffer
         offsets = buffer.offsets
+        storage: Window | _Pack = pack if window is None else window
+        start, stop = (0, buffer.numel) if window is None else (window.lo, window.hi)
+        grad = buffer.grad if window is None else window.grad
+        state = {name: storage.state_array(name) for name in self._state_names(group)}
+        counts = self._counts_steps(group)
         one = np.float32(1)
         for a, b in runs:
-            lo, hi = int(offsets[a]), int(offsets[b])
-            run = Run(
-                param=buffer.data[lo:hi],
-                grad=buffer.grad[lo:hi],
-                state={name: array[lo:hi] for name, array in state.items()},
-                step=float(np.float32(key[a]) + one),  # torch: float32 step += 1, then .item()
-                offsets=offsets[a : b + 1],
-            )
-            self._update(group, run)
+            lo, hi = max(int(offsets[a]), start), min(int(offsets[b]), stop)
+            if lo < hi:
+                if window is None:
+                    first, last, run_offsets = a, b, offsets[a : b + 1]
+                else:  # the tensors the window's part of the run touches, clipped to it
+                    first = int(np.searchsorted(offsets, lo, side="right")) - 1
+                    last = int(np.searchsorted(offsets, hi, side="left"))
+                    run_offsets = np.clip(offsets[first : last + 1], lo, hi)
+                run = Run(
+                    param=buffer.data[lo:hi],
+                    grad=grad[lo - start : hi - start],
+                    state={name: array[lo - start : hi - start] for name, array in state.items()},
+                    step=float(np.float32(key[a]) + one),  # torch: float32 step += 1, then .item()
+                    offsets=run_offsets,
+                    sums=None if sums is None else sums[first:last],
+                )
+                self._update(group, run)
             if counts:
                 pack.steps[a:b] += one
 
