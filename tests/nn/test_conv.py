@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from extensor import ExTensor, Tape
 from extensor import nn as xnn
 from extensor.autograd import gradcheck
+from extensor.autograd.ops import _conv_kernels
 from extensor.nn import functional as F
 
 DTYPES = [np.float64, np.float32]
@@ -164,3 +165,53 @@ def test_bad_arguments_are_rejected(rng):
         layer(np.zeros((1, 1, 4, 9), np.float32))
     with pytest.raises(ValueError, match="4-D"):
         layer(np.zeros((9, 9), np.float32))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    c=st.integers(1, 3), n=st.integers(1, 3), kh=st.integers(1, 3), kw=st.integers(1, 3),
+    dh=st.integers(1, 2), dw=st.integers(1, 2), extra_h=st.integers(0, 3), extra_w=st.integers(0, 3),
+    dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_wide_copy_kernels_equal_the_slice_formulation_bit_for_bit(
+    c, n, kh, kw, dh, dw, extra_h, extra_w, dtype, seed
+):
+    rng = np.random.default_rng(seed)
+    hp, wp = dh * (kh - 1) + 1 + extra_h, dw * (kw - 1) + 1 + extra_w
+    ho, wo = hp - dh * (kh - 1), wp - dw * (kw - 1)
+    length, run = ho * wp, (ho - 1) * wp + wo
+    planes = rng.standard_normal((n, c, hp * wp)).astype(dtype)
+    cols = np.full((c, kh, kw, n, length), np.nan, dtype)
+    _conv_kernels.im2col_wide(planes, cols, wp, dh, dw, run)
+    expected = np.zeros_like(cols)
+    for p in range(kh):
+        for q in range(kw):
+            offset = p * dh * wp + q * dw
+            expected[:, p, q, :, :run] = planes[:, :, offset : offset + run].transpose(1, 0, 2)
+    assert cols.tobytes() == expected.tobytes()
+
+    grads = rng.standard_normal(cols.shape).astype(dtype)
+    summed = np.zeros((c, n, hp * wp), dtype)
+    _conv_kernels.col2im_wide(grads, summed, wp, dh, dw, run)
+    reference = np.zeros_like(summed)
+    for p in range(kh):  # one slice addition per tap, in row-major tap order
+        for q in range(kw):
+            offset = p * dh * wp + q * dw
+            reference[:, :, offset : offset + run] += grads[:, p, q, :, :run]
+    assert summed.tobytes() == reference.tobytes()
+
+
+def test_float16_convolution_takes_the_strided_plan(rng):
+    x = rng.standard_normal((2, 2, 6, 6)).astype(np.float16)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float16)
+    xe, we = ExTensor(x, requires_grad=True), ExTensor(w, requires_grad=True)
+    tape = Tape()
+    with tape:
+        out = F.conv2d(xe, we, padding=1)
+    grads = tape.backward(out, np.ones(out.shape, np.float16))
+    assert out.dtype == np.float16 and grads[xe].dtype == np.float16
+    xt = torch.from_numpy(x.astype(np.float32)).requires_grad_()
+    out_t = torch.nn.functional.conv2d(xt, torch.from_numpy(w.astype(np.float32)), padding=1)
+    out_t.backward(torch.ones_like(out_t))
+    np.testing.assert_allclose(out.data, out_t.detach().numpy(), rtol=1e-2, atol=2e-2)
+    np.testing.assert_allclose(grads[xe], xt.grad.numpy(), rtol=1e-2, atol=2e-2)

@@ -19,12 +19,14 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from extensor.autograd.function import as_tensor, record
-from extensor.autograd.ops import _workspace
+from extensor.autograd.ops import _conv_kernels, _workspace
 from extensor.autograd.ops._layer_checks import pair, require_floating, require_same_dtype, spatial_input
 from extensor.core.dispatch import register
 from extensor.core.tensor import Array, ExTensor
 
 _OP = "conv2d"
+kernels: Any = _conv_kernels  # numba dispatchers; their call signatures are not visible to mypy
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _padding(
@@ -52,13 +54,14 @@ class _ColumnPlan:
     """How one convolution's input becomes columns, and its gradients go back.
 
     The columns are laid out (G, K, N·L) with K = (C/G)·kh·kw, so each group's product is one
-    GEMM over the whole batch. With stride 1 ("wide" plan) every output row is computed at the
-    padded width Wp, L = Ho·Wp: tap (p, q) of output element m = i·Wp + j then reads the input at
-    the constant offset p·dh·Wp + q·dw from m, so a column is one contiguous run of the flattened
-    input and the scatter of the backward pass is kh·kw contiguous slice additions. The Wp − Wo
-    extra outputs per row are never returned (their gradient is zero; so an infinite input value
-    would reach dW as inf·0 = NaN where torch might stay finite, a case where training has already
-    diverged). Other strides read an (N, Ho, Wo) strided view per tap, L = Ho·Wo.
+    GEMM over the whole batch. With stride 1 ("wide" plan, float32/64) every output row is computed
+    at the padded width Wp, L = Ho·Wp: tap (p, q) of output element m = i·Wp + j then reads the
+    input at the constant offset p·dh·Wp + q·dw from m, so a column is one contiguous run of the
+    flattened input and the scatter of the backward pass is kh·kw contiguous run additions (compiled
+    loops, `_conv_kernels`). The Wp − Wo extra outputs per row are never returned (their gradient is
+    zero; so an infinite input value would reach dW as inf·0 = NaN where torch might stay finite, a
+    case where training has already diverged). Other strides (and float16) read an (N, Ho, Wo)
+    strided view per tap, L = Ho·Wo.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class _ColumnPlan:
         dilation: tuple[int, int],
         pads: tuple[int, int, int, int],
         out_hw: tuple[int, int],
+        dtype: np.dtype[Any],
     ) -> None:
         self.n, self.c, self.h, self.w = x_shape
         self.out_channels, self.groups = out_channels, groups
@@ -83,7 +87,8 @@ class _ColumnPlan:
         )
         top, bottom, left, right = pads
         self.hp, self.wp = self.h + top + bottom, self.w + left + right
-        self.wide = stride == (1, 1)
+        # the wide copies are compiled loops (`_conv_kernels`), which numba has for float32/64 only
+        self.wide = stride == (1, 1) and dtype in _KERNEL_DTYPES
         self.row = self.wp if self.wide else out_hw[1]
         self.length = out_hw[0] * self.row
 
@@ -100,17 +105,14 @@ class _ColumnPlan:
         """The (G, K, N·L) column matrix of the input."""
         (kh, kw), (dh, dw), (ho, wo) = self.kernel, self.dilation, self.out_hw
         xp = self.padded(xd)
-        s_n, s_c, s_h, s_w = xp.strides
         if self.wide:
             cols = _workspace.take((self.c, kh, kw, self.n, self.length), xd.dtype)
             run = (ho - 1) * self.wp + wo  # the last row stops at the last real output
-            taps = as_strided(
-                xp, (self.c, kh, kw, self.n, run), (s_c, dh * s_h, dw * s_w, s_n, s_w), writeable=False
-            )
-            np.copyto(cols[..., :run], taps)
-            cols[..., run:] = 0
+            flat = xp.reshape(self.n, self.c, self.hp * self.wp)
+            kernels.im2col_wide(flat, cols, self.wp, dh, dw, run)
         else:
             sh, sw = self.stride
+            s_n, s_c, s_h, s_w = xp.strides
             cols = _workspace.take((self.c, kh, kw, self.n, ho, wo), xd.dtype)
             taps = as_strided(
                 xp,
@@ -148,10 +150,7 @@ class _ColumnPlan:
             taps = dcols.reshape(self.c, kh, kw, self.n, self.length)
             run = (ho - 1) * self.wp + wo
             flat = _workspace.take_zeros((self.c, self.n, self.hp * self.wp), dcols.dtype)
-            for p in range(kh):
-                for q in range(kw):
-                    offset = p * dh * self.wp + q * dw
-                    flat[:, :, offset : offset + run] += taps[:, p, q, :, :run]
+            kernels.col2im_wide(taps, flat, self.wp, dh, dw, run)
             dxp = flat.reshape(self.c, self.n, self.hp, self.wp)
         else:
             sh, sw = self.stride
@@ -229,9 +228,9 @@ def conv2d(
         )
     ho, wo = (hp - span_h) // stride_hw[0] + 1, (wp - span_w) // stride_hw[1] + 1
 
-    plan = _ColumnPlan(
-        xd.shape, out_channels, groups, kernel, stride_hw, dilation_hw, (top, bottom, left, right), (ho, wo)
-    )
+    pads = (top, bottom, left, right)
+    geometry = (kernel, stride_hw, dilation_hw, pads, (ho, wo))
+    plan = _ColumnPlan(xd.shape, out_channels, groups, *geometry, xd.dtype)
     cols = plan.columns(xd)
     w_mat = w.data.reshape(groups, out_channels // groups, -1)
     product = _workspace.take((groups, out_channels // groups, cols.shape[2]), cols.dtype)
