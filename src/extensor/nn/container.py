@@ -17,7 +17,30 @@ def _index(index: Any, length: int, kind: str) -> int:
     return index % length
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: length, iteration and positional access by index."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(m for m in self._modules.values() if m is not None)
+
+    def _name_at(self, index: Any) -> str:
+        """The registered name of the module at position `index` (negative counts from the end)."""
+        names = list(self._modules)
+        return names[_index(index, len(names), type(self).__name__)]
+
+    def _module_at(self, index: Any) -> Module:
+        module = self._modules[self._name_at(index)]
+        assert module is not None
+        return module
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        self.add_module(self._name_at(index), module)
+
+
+class Sequential(_ModuleSequence):
     """Modules applied one after the other: `forward(x) = mₙ(…m₂(m₁(x)))`.
 
     `Sequential(m1, m2, ...)` names the modules "0", "1", ...; `Sequential(OrderedDict(name=m, ...))`
@@ -42,12 +65,6 @@ class Sequential(Module):
                 input = module(input)
         return input
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(m for m in self._modules.values() if m is not None)
-
     @overload
     def __getitem__(self, index: int) -> Module: ...
 
@@ -55,16 +72,10 @@ class Sequential(Module):
     def __getitem__(self, index: slice) -> Sequential: ...
 
     def __getitem__(self, index: int | slice) -> Module | Sequential:
-        items = list(self._modules.items())
         if isinstance(index, slice):
-            return Sequential(OrderedDict((name, m) for name, m in items[index] if m is not None))
-        module = items[_index(index, len(items), "Sequential")][1]
-        assert module is not None
-        return module
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        names = list(self._modules)
-        self.add_module(names[_index(index, len(names), "Sequential")], module)
+            items = list(self._modules.items())[index]
+            return Sequential(OrderedDict((name, m) for name, m in items if m is not None))
+        return self._module_at(index)
 
     def append(self, module: Module) -> Sequential:
         """Add `module` at the end (named by its position)."""
@@ -72,19 +83,13 @@ class Sequential(Module):
         return self
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters are registered (names "0", "1", ...), as torch.nn.ModuleList."""
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(m for m in self._modules.values() if m is not None)
 
     @overload
     def __getitem__(self, index: int) -> Module: ...
@@ -93,15 +98,9 @@ class ModuleList(Module):
     def __getitem__(self, index: slice) -> ModuleList: ...
 
     def __getitem__(self, index: int | slice) -> Module | ModuleList:
-        modules = list(self._modules.values())
         if isinstance(index, slice):
-            return ModuleList(m for m in modules[index] if m is not None)
-        module = modules[_index(index, len(modules), "ModuleList")]
-        assert module is not None
-        return module
-
-    def __setitem__(self, index: int, module: Module) -> None:
-        self.add_module(str(_index(index, len(self), "ModuleList")), module)
+            return ModuleList(m for m in list(self._modules.values())[index] if m is not None)
+        return self._module_at(index)
 
     def append(self, module: Module) -> ModuleList:
         """Add `module` at the end."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -87,11 +86,7 @@ class Conv2d(Module):
 
     def reset_parameters(self, generator: np.random.Generator | None = None) -> None:
         """Draw the initial weight and bias again (torch's default formulas)."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound, generator)
+        init.default_affine_(self.weight, self.bias, generator)
 
     def forward(self, input: Any) -> ExTensor:
         """The convolution of an (N, C, H, W) or (C, H, W) input."""

@@ -194,3 +194,16 @@ def orthogonal_(tensor: T, gain: float = 1.0, generator: np.random.Generator | N
     if rows < cols:
         q = q.T
     return _fill(tensor, (gain * q).reshape(array.shape))
+
+
+def default_affine_(weight: Any, bias: Any | None, generator: np.random.Generator | None = None) -> None:
+    """PyTorch's default initialisation of Linear and Conv layers, in place.
+
+    ``kaiming_uniform_(weight, a=√5)`` — that is U(±1/√fan_in) — and, when there is a bias,
+    U(±1/√fan_in) for it too (a bound of 0 when fan_in is 0), drawn in that order.
+    """
+    kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        fan_in, _ = calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound, generator)
