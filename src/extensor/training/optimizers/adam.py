@@ -185,7 +185,8 @@ class Adam(Optimizer):
     def _update(self, group: ParamGroup, run: Run) -> None:
         lr = float(group["lr"])
         weight_decay = float(group["weight_decay"])
-        beta1, beta2 = (float(beta) for beta in group["betas"])
+        betas = group["betas"]
+        beta1, beta2 = float(betas[0]), float(betas[1])
         # per-step scalars in Python double precision, as torch computes them, then cast once
         bias_correction1 = 1 - beta1**run.step
         bias_correction2 = 1 - beta2**run.step

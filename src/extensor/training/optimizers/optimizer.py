@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from numba import njit
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer, segment_sum_squares_pair
@@ -67,9 +68,13 @@ class Run:
             parameter's first update), like torch's ``state["step"]`` after its increment.
         dtype: the element dtype; pass scalars to kernels as ``run.scalar(x)`` so that the
             kernel computes in this dtype (a float64 scalar would promote float32 math).
+        scalar: ``dtype.type`` itself (``np.float32`` or ``np.float64``): ``run.scalar(x)`` is
+            `x` as a NumPy scalar of the run's dtype. An attribute rather than a method because
+            an update casts about ten scalars per call and a method frame each costs more than
+            the cast (it shows on steps over many small tensors).
     """
 
-    __slots__ = ("_offsets", "_sums", "dtype", "grad", "param", "state", "step")
+    __slots__ = ("_offsets", "_sums", "dtype", "grad", "param", "scalar", "state", "step")
 
     def __init__(
         self,
@@ -85,6 +90,7 @@ class Run:
         self.state = state
         self.step = step
         self.dtype: np.dtype[Any] = param.dtype
+        self.scalar: Callable[[Any], np.floating[Any]] = self.dtype.type
         self._offsets = offsets
         self._sums = sums
 
@@ -105,10 +111,6 @@ class Run:
         if self._sums is not None:
             return self._sums
         return segment_sum_squares_pair(self.param, self.grad, self.offsets)
-
-    def scalar(self, value: float) -> np.floating[Any]:
-        """`value` as a NumPy scalar of the run's dtype."""
-        return self.dtype.type(value)
 
     def buffer(self, name: str) -> Array:
         """State buffer `name`, or an empty array of the run's dtype when it is not kept.
@@ -137,6 +139,20 @@ class Window(Protocol):
         ...
 
 
+@njit(cache=True)
+def _all_present_and_equal(present: Array, key: Array) -> bool:
+    """Whether every entry of `present` is True and every entry of `key` equals the first.
+
+    The common case of a step (one run per pack), checked in one compiled pass: NumPy's
+    ``present.all() and (key == key[0]).all()`` costs several microseconds of call overhead.
+    """
+    first = key[0]
+    for i in range(present.size):  # noqa: SIM110 - a compiled loop; numba has no all() over a generator
+        if not present[i] or key[i] != first:
+            return False
+    return True
+
+
 class _Pack:
     """The parameters of one group and one dtype: a FlatBuffer, step counts and flat state."""
 
@@ -157,7 +173,7 @@ class _Pack:
         """Maximal ``[a, b)`` index ranges of present parameters sharing one `key` value."""
         present = self.buffer.present
         count = present.size
-        if present.all() and (key == key[0]).all():
+        if _all_present_and_equal(present, key):
             return [(0, count)]
         change = np.ones(count + 1, dtype=np.bool_)
         change[1:count] = (present[1:] != present[:-1]) | (key[1:] != key[:-1])
@@ -322,6 +338,22 @@ class Optimizer:
         state = {name: storage.state_array(name) for name in self._state_names(group)}
         counts = self._counts_steps(group)
         one = np.float32(1)
+        if window is None and len(runs) == 1 and runs[0] == (0, len(buffer)):
+            # the common case, one run over the whole pack: no slicing, no bounds arithmetic
+            self._update(
+                group,
+                Run(
+                    param=buffer.data,
+                    grad=grad,
+                    state=state,
+                    step=float(np.float32(key[0]) + one),  # torch: float32 step += 1, then .item()
+                    offsets=offsets,
+                    sums=sums,
+                ),
+            )
+            if counts:
+                pack.steps += one
+            return
         for a, b in runs:
             lo, hi = max(int(offsets[a]), start), min(int(offsets[b]), stop)
             if lo < hi:
