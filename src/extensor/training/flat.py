@@ -282,25 +282,6 @@ def _sum_squares_one_stream(values: Array) -> float:
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
-def _sum_squares_four_streams(a: Array, b: Array, c: Array, d: Array) -> float:
-    """Sum of squares of four equal-length slices read side by side."""
-    sa = 0.0
-    sb = 0.0
-    sc = 0.0
-    sd = 0.0
-    for i in range(a.size):
-        xa = np.float64(a[i])
-        xb = np.float64(b[i])
-        xc = np.float64(c[i])
-        xd = np.float64(d[i])
-        sa += xa * xa
-        sb += xb * xb
-        sc += xc * xc
-        sd += xd * xd
-    return (sa + sb) + (sc + sd)
-
-
-@njit(cache=True, fastmath=_REDUCTION_MATH)
 def serial_sum_squares(values: Array) -> float:
     """Sum of ``values ** 2`` in float64 on the calling thread, reading a long slice as four streams.
 
@@ -313,13 +294,13 @@ def serial_sum_squares(values: Array) -> float:
     quarter = values.size // 4
     if quarter < 1024:
         return _sum_squares_one_stream(values)
-    head = _sum_squares_four_streams(
+    first_half, second_half = _sum_squares_two_by_two(
         values[:quarter],
         values[quarter : 2 * quarter],
         values[2 * quarter : 3 * quarter],
         values[3 * quarter : 4 * quarter],
     )
-    return head + _sum_squares_one_stream(values[4 * quarter :])
+    return (first_half + second_half) + _sum_squares_one_stream(values[4 * quarter :])
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
