@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from types import TracebackType
 from typing import Any, Protocol
@@ -332,6 +333,10 @@ def world(expected_size: int | None = None) -> Communicator:
     return _WORLD
 
 
+#: Seconds a failing rank waits after printing its traceback before aborting the job.
+ABORT_GRACE_SECONDS = 0.5
+
+
 def abort_on_uncaught_exception(comm: Communicator) -> None:
     """Make an uncaught exception on this rank print its traceback and abort the whole job.
 
@@ -341,9 +346,15 @@ def abort_on_uncaught_exception(comm: Communicator) -> None:
     """
 
     def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
-        sys.stderr.write(f"[rank {comm.rank}/{comm.size}] uncaught exception, aborting the job:\n")
-        sys.stderr.write("".join(traceback.format_exception(kind, error, trace)))
+        sys.stderr.write(
+            f"[rank {comm.rank}/{comm.size}] uncaught exception, aborting the job:\n"
+            + "".join(traceback.format_exception(kind, error, trace))
+        )
         sys.stderr.flush()
+        # The launcher forwards each rank's output asynchronously and stops forwarding once the
+        # abort tears the job down: under load the traceback -- the one thing the user needs --
+        # was lost. A moment's grace lets it through before the job ends.
+        time.sleep(ABORT_GRACE_SECONDS)
         comm.abort(1)
 
     sys.excepthook = hook
