@@ -37,7 +37,9 @@ __all__ = [
     "PARALLEL_MIN_ELEMENTS",
     "FlatBuffer",
     "SizedKernel",
+    "class_bounds",
     "grad_runs",
+    "pair_sums_of_squares",
     "parallel_chunks",
     "present_runs",
     "segment_sum_squares",
@@ -323,10 +325,11 @@ def _sum_squares_two_by_two(a0: Array, a1: Array, b0: Array, b1: Array) -> tuple
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
-def _piece_sums(first: Array, second: Array, lo: int, hi: int, out: Array) -> None:
+def pair_sums_of_squares(first: Array, second: Array, lo: int, hi: int, out: Array) -> None:
     """out[0] = sum of first[lo:hi] ** 2 and, when `second` is not empty, out[1] = that of second.
 
-    Two arrays are read in ONE pass, each as two streams (four in flight, as `serial_sum_squares`).
+    A numba function, on the calling thread, accumulating in float64. Two arrays are read in ONE
+    pass, each as two streams (four in flight, as `serial_sum_squares`).
     """
     if second.size == 0:
         out[0] = serial_sum_squares(first[lo:hi])
@@ -345,25 +348,26 @@ def _piece_sums(first: Array, second: Array, lo: int, hi: int, out: Array) -> No
 
 @sized_kernel(fastmath=_REDUCTION_MATH)
 def _segment_sum_squares_kernel(
-    first: Array, second: Array, offsets: Array, out: Array, n_chunks: int
+    first: Array, second: Array, offsets: Array, member: Array, out: Array, bounds: Array
 ) -> None:
     """out[s, 0] = sum of squares of first[offsets[s]:offsets[s+1]]; out[s, 1] likewise of `second`
-    (when it is not empty; `out` then has two columns). In parallel over equal chunks.
+    (when it is not empty; `out` then has two columns); 0 for the segments s without `member[s]`.
+    In parallel over the chunks ``bounds[c]:bounds[c + 1]`` (`class_bounds`).
 
-    The flat array is cut into `n_chunks` equal chunks regardless of segment boundaries, so one
-    huge tensor and a thousand tiny ones parallelise equally well. A segment lying inside one
-    chunk is written directly by that chunk; at most two segments per chunk straddle its edges,
-    and their partial sums are added serially afterwards (in chunk order: deterministic).
+    Chunks cut the flat array regardless of segment boundaries, so one huge tensor and a
+    thousand tiny ones parallelise equally well. A segment lying inside one chunk is written
+    directly by that chunk; at most two segments per chunk straddle its edges, and their partial
+    sums are added serially afterwards (in chunk order: deterministic).
     """
-    total = first.size
+    n_chunks = bounds.size - 1
     n_segments = offsets.size - 1
     width = out.shape[1]
-    partial_value = np.zeros((n_chunks, 2, width), dtype=np.float64)
-    partial_segment = np.full((n_chunks, 2), -1, dtype=np.int64)
+    partial_value = np.zeros((max(n_chunks, 0), 2, width), dtype=np.float64)
+    partial_segment = np.full((max(n_chunks, 0), 2), -1, dtype=np.int64)
     out[:] = 0.0
     for chunk in prange(n_chunks):
-        lo = total * chunk // n_chunks
-        hi = total * (chunk + 1) // n_chunks
+        lo = bounds[chunk]
+        hi = bounds[chunk + 1]
         if lo == hi:
             continue
         segment = np.searchsorted(offsets, lo, side="right") - 1
@@ -373,11 +377,11 @@ def _segment_sum_squares_kernel(
             seg_start = offsets[segment]
             seg_stop = offsets[segment + 1]
             stop = min(seg_stop, hi)
-            if stop > position:
+            if stop > position and member[segment]:
                 if seg_start >= lo and seg_stop <= hi:
-                    _piece_sums(first, second, position, stop, out[segment])
+                    pair_sums_of_squares(first, second, position, stop, out[segment])
                 else:
-                    _piece_sums(first, second, position, stop, partial_value[chunk, slot])
+                    pair_sums_of_squares(first, second, position, stop, partial_value[chunk, slot])
                     partial_segment[chunk, slot] = segment
                     slot += 1
             position = max(position, stop)
@@ -388,6 +392,39 @@ def _segment_sum_squares_kernel(
             if segment >= 0:
                 for column in range(width):
                     out[segment, column] += partial_value[chunk, slot, column]
+
+
+@njit(cache=True)
+def class_bounds(offsets: Array, member: Array, whole: bool, n_chunks: int) -> Array:
+    """Element bounds cutting segments into `n_chunks` chunks that hold near-equal numbers of
+    the elements of the *member* segments (those k with ``member[k]``).
+
+    Returns ``bounds`` (int64) from 0 to ``offsets[-1]``, non-decreasing: chunk c is
+    ``bounds[c]:bounds[c + 1]``. With `whole`, a bound never cuts through a member segment (a
+    cut that falls inside one moves to its nearer end); otherwise the member elements are shared
+    out exactly. A single bound ``[0]`` (no chunk) when the members hold no element. With every
+    segment a member and not `whole`, the chunks are equal: ``bounds[c] = total · c // n_chunks``.
+    """
+    count = member.size
+    before = np.zeros(count + 1, dtype=np.int64)  # member elements before tensor k
+    for k in range(count):
+        before[k + 1] = before[k] + (offsets[k + 1] - offsets[k] if member[k] else 0)
+    total = before[count]
+    if total == 0:
+        return np.zeros(1, dtype=np.int64)
+    bounds = np.empty(n_chunks + 1, dtype=np.int64)
+    bounds[0] = 0
+    bounds[n_chunks] = offsets[count]
+    for chunk in range(1, n_chunks):
+        target = total * chunk // n_chunks
+        k = np.searchsorted(before, target, side="right") - 1  # member tensor holding the target
+        while k < count and not member[k]:
+            k += 1
+        cut = offsets[k] + (target - before[k])
+        if whole and offsets[k] < cut:
+            cut = offsets[k] if cut - offsets[k] <= offsets[k + 1] - cut else offsets[k + 1]
+        bounds[chunk] = max(cut, bounds[chunk - 1])
+    return bounds
 
 
 def parallel_chunks(size: int) -> int:
@@ -439,21 +476,26 @@ def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None)
         raise ValueError(f"out must be a float64 array of shape ({count},), got {out.dtype} {out.shape}")
     values = np.ascontiguousarray(values)
     target = out if out.flags.c_contiguous else np.empty(count, dtype=np.float64)
+    everything = np.ones(count, dtype=np.bool_)
+    bounds = class_bounds(offsets, everything, False, parallel_chunks(values.size))
     _segment_sum_squares_kernel(
-        values, _NO_SECOND[values.dtype], offsets, target.reshape(count, 1), parallel_chunks(values.size)
+        values, _NO_SECOND[values.dtype], offsets, everything, target.reshape(count, 1), bounds
     )
     if target is not out:
         out[:] = target
     return out
 
 
-def segment_sum_squares_pair(first: Array, second: Array, offsets: Array) -> Array:
+def segment_sum_squares_pair(
+    first: Array, second: Array, offsets: Array, member: Array | None = None
+) -> Array:
     """Per-segment sums of squares of two arrays in one pass: a float64 array of shape (segments, 2).
 
     ``result[s, 0] = sum(first[offsets[s]:offsets[s+1]] ** 2)``, ``result[s, 1]`` likewise of
     `second`, which has the shape and dtype of `first`. One kernel reads both arrays together
-    (LARS needs the weight and the gradient norm of every tensor). Arguments as in
-    `segment_sum_squares`.
+    (LARS needs the weight and the gradient norm of every tensor). With a boolean `member` mask
+    (one entry per segment) only the member segments are read, the threads sharing their
+    elements equally, and the other rows are 0. Other arguments as in `segment_sum_squares`.
     """
     offsets = _checked_offsets(first, offsets)
     if second.shape != first.shape or second.dtype != first.dtype:
@@ -461,9 +503,17 @@ def segment_sum_squares_pair(first: Array, second: Array, offsets: Array) -> Arr
             f"the two arrays must match: first is {first.dtype} {first.shape}, "
             f"second is {second.dtype} {second.shape}"
         )
-    out = np.empty((offsets.size - 1, 2), dtype=np.float64)
+    count = offsets.size - 1
+    if member is None:
+        member = np.ones(count, dtype=np.bool_)
+    elif member.shape != (count,) or member.dtype != np.bool_:
+        raise ValueError(
+            f"member must be a boolean array of shape ({count},), got {member.dtype} {member.shape}"
+        )
+    out = np.empty((count, 2), dtype=np.float64)
+    bounds = class_bounds(offsets, member, False, parallel_chunks(first.size))
     _segment_sum_squares_kernel(
-        np.ascontiguousarray(first), np.ascontiguousarray(second), offsets, out, parallel_chunks(first.size)
+        np.ascontiguousarray(first), np.ascontiguousarray(second), offsets, member, out, bounds
     )
     return out
 

@@ -10,6 +10,7 @@ import torch
 
 from extensor.core.tensor import ExTensor
 from extensor.training.optimizers import LARS, exclude_from_adaptation
+from extensor.training.optimizers import lars as lars_module
 
 
 class ReferenceLARS:
@@ -101,6 +102,59 @@ def test_matches_the_float64_reference(kit: Any, options: dict[str, Any], dtype:
         reference.step(grads)
     for index, (tensor, expected) in enumerate(zip(twins.ours, reference.values, strict=True)):
         kit.assert_close(tensor.data, expected.astype(dtype), f"parameter {index}")
+
+
+@pytest.mark.parametrize(
+    ("shapes", "resident_bytes"),
+    [
+        # above the parallel cut-off: non-resident tensors between resident ones, several chunks
+        ([(600_000,), (3,), (200_000,), (0,), (250_001,), (40, 50)], None),
+        # serial, with a tiny cache budget: resident and summed-beforehand tensors interleave
+        ([(30, 20), (7,), (500,), (2, 300), (11,), (90, 9)], 2_000),
+    ],
+    ids=["parallel", "serial-small-budget"],
+)
+def test_cache_resident_and_large_tensors_match_the_reference(
+    kit: Any, monkeypatch: pytest.MonkeyPatch, shapes: list[tuple[int, ...]], resident_bytes: int | None
+) -> None:
+    if resident_bytes is not None:
+        monkeypatch.setattr(lars_module, "CACHE_RESIDENT_BYTES", resident_bytes)
+    twins = kit.Twins(shapes, np.float64, seed=21, absent=lambda step, index: index == 2 and step == 3)
+    config = {**DEFAULTS, "weight_decay": 1e-3, "trust_coefficient": 0.02, "nesterov": True}
+    optimizer = LARS(twins.ours, **{k: v for k, v in config.items() if k != "lars_adaptation"})
+    reference = ReferenceLARS(twins.initial, [(config, list(range(len(shapes))))])
+    for step in range(12):
+        grads = twins.gradients(step)
+        for tensor, g in zip(twins.ours, grads, strict=True):
+            tensor.grad = g
+        optimizer.step()
+        reference.step(grads)
+    for index, (tensor, expected) in enumerate(zip(twins.ours, reference.values, strict=True)):
+        kit.assert_close(tensor.data, expected, f"parameter {index}")
+
+
+def test_trust_clip_during_a_warm_up_from_zero_lr(kit: Any) -> None:
+    """min(r / lr, 1) is 1 at lr = 0 (timm, apex LARC): the momentum buffer grows at full rate."""
+    twins = kit.Twins([(6, 5), (8,)], np.float64, seed=3)
+    config = {**DEFAULTS, "trust_clip": True, "trust_coefficient": 0.02, "weight_decay": 1e-3}
+    optimizer = LARS(twins.ours, **{k: v for k, v in config.items() if k != "lars_adaptation"})
+    reference = ReferenceLARS(twins.initial, [(config, [0, 1])])
+    for step in range(20):
+        lr = 0.1 * step / 10 if step < 10 else 0.1  # linear warm-up from 0
+        optimizer.param_groups[0]["lr"] = lr
+        reference.groups[0][0]["lr"] = lr
+        grads = twins.gradients(step)
+        for tensor, g in zip(twins.ours, grads, strict=True):
+            tensor.grad = g
+        optimizer.step()
+        with np.errstate(divide="ignore"):
+            reference.step(grads)
+        if step == 0:  # lr = 0: the weights stay, the buffer holds the whole (clipped) gradient
+            np.testing.assert_array_equal(twins.ours[0].data, twins.initial[0])
+            buffer = optimizer.state[twins.ours[0]]["momentum_buffer"]
+            np.testing.assert_allclose(buffer, grads[0] + 1e-3 * twins.initial[0], rtol=1e-12)
+    for index, (tensor, expected) in enumerate(zip(twins.ours, reference.values, strict=True)):
+        kit.assert_close(tensor.data, expected, f"parameter {index}")
 
 
 def test_adaptation_is_on_with_the_default_weight_decay() -> None:

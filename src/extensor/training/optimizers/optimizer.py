@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from extensor.core.tensor import Array, ExTensor
-from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer, segment_sum_squares_pair
+from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer
 
 __all__ = ["Optimizer", "ParamGroup", "Run", "Window", "require_bool", "require_real"]
 
@@ -99,18 +99,15 @@ class Run:
         """int64 bounds of the run's tensors within `param`: tensor k is ``offsets[k]:offsets[k+1]``."""
         return self._offsets - self._offsets[0]
 
-    def tensor_sums_of_squares(self) -> Array:
-        """Per-tensor sums of squares (float64) of `param` and `grad`: shape (tensors, 2).
+    @property
+    def given_tensor_sums(self) -> Array | None:
+        """Per-tensor sums of squares (float64, shape (tensors, 2): weights', gradients') supplied
+        for this run, or None: the layer-wise optimizers (LARS) then compute their own.
 
-        Column 0 is the weights', column 1 the gradients', from ONE segment reduction reading
-        both arrays (`segment_sum_squares_pair`). Layer-wise optimizers (LARS) read their
-        per-tensor norms through this method so that a wrapper that updates part of a tensor
-        (the distributed `ShardedOptimizer`) can supply the sums over whole tensors instead
-        (the run's `sums`, given at construction, when its tensors extend beyond it).
+        A wrapper that updates only part of each tensor (the distributed `ShardedOptimizer`)
+        supplies the sums over the whole tensors, which no single rank holds.
         """
-        if self._sums is not None:
-            return self._sums
-        return segment_sum_squares_pair(self.param, self.grad, self.offsets)
+        return self._sums
 
     def buffer(self, name: str) -> Array:
         """State buffer `name`, or an empty array of the run's dtype when it is not kept.
@@ -204,7 +201,7 @@ class Optimizer:
     state_names: ClassVar[tuple[str, ...]] = ()
     #: Whether `state[p]` exposes torch's ``"step"`` (Adam, RMSprop) or not (SGD).
     step_in_state: ClassVar[bool] = True
-    #: Whether `_update` reads per-tensor norms (`Run.tensor_sums_of_squares`), as LARS does.
+    #: Whether `_update` reads per-tensor norms (`Run.given_tensor_sums` when sharded), as LARS does.
     uses_tensor_norms: ClassVar[bool] = False
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
@@ -324,7 +321,7 @@ class Optimizer:
         rank of a sharded step agrees on them. With a window, each run is cut to the window and
         reads the window's gradient and state; `sums` (tensors, 2), when given, are the complete
         per-tensor sums of squares of weights and gradients that the runs pass on to layer-wise
-        optimizers (`Run.tensor_sums_of_squares`), indexed like the pack's tensors.
+        optimizers (`Run.given_tensor_sums`), indexed like the pack's tensors.
         """
         key = self._run_key(pack.steps)
         runs = pack.runs(key)

@@ -1,7 +1,8 @@
 """Stochastic gradient descent with heavy-ball or Nesterov momentum, and its fused kernel.
 
-The kernel is shared with LARS (`lars.py`), which is SGD whose gradient is rescaled per
-tensor by a trust ratio: SGD passes one segment of scale 1 (multiplying by 1 is exact).
+The element loop (`momentum_sgd_piece`) and the mapping from torch's options to its
+coefficients (`momentum_coefficients`) are shared with LARS (`lars.py`), which is SGD whose
+gradient is rescaled per tensor by a trust ratio.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from extensor.core.tensor import Array
 from extensor.training.flat import parallel_chunks, sized_kernel
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
 
-__all__ = ["SGD", "momentum_sgd_kernel"]
+__all__ = ["SGD", "momentum_coefficients", "momentum_sgd_kernel", "momentum_sgd_piece"]
 
 
 @njit(cache=True, inline="always")
-def _momentum_sgd_segment(
+def momentum_sgd_piece(
     param: Array,
     grad: Array,
     buf: Array,
@@ -33,6 +34,10 @@ def _momentum_sgd_segment(
     g_weight: Any,
     b_weight: Any,
 ) -> None:
+    """The update of `momentum_sgd_kernel` over equal-length slices, the gradient scaled by `scale`.
+
+    A numba function (inlined into the SGD and LARS kernels). `buf` is empty when no momentum buffer is kept.
+    """
     # Loops run from 0 over slices so that LLVM can prove indices non-negative and vectorise, and
     # carry no branch: options are coefficients, and "has a momentum buffer" picks the loop.
     if buf.size == 0:
@@ -54,8 +59,6 @@ def momentum_sgd_kernel(
     param: Array,
     grad: Array,
     buf: Array,
-    offsets: Array,
-    scales: Array,
     n_chunks: int,
     sign: Any,
     neg_lr: Any,
@@ -67,67 +70,47 @@ def momentum_sgd_kernel(
 ) -> None:
     """One SGD step over a flat run of parameters, in place, in the parameters' dtype.
 
-    Per element, with ``s`` the scale of the element's segment (tensor)::
+    Per element::
 
-        g = (sign · g + weight_decay · p) · s
+        g = sign · g + weight_decay · p
         b = buf_decay · b + grad_weight · g           (only when `buf` is not empty)
         p = p - lr · (g_weight · g + b_weight · b)    (p = p - lr · g without a buffer)
 
-    `momentum_sgd` sets the coefficients so that this is torch's SGD exactly for finite
+    `momentum_coefficients` sets the coefficients so that this is torch's SGD exactly for finite
     values: ``sign = -1`` to maximise; ``b = μ b + (1 - τ) g``, or ``0 · b + 1 · g = g`` on the
     first step (the buffer is still zero); ``g + μ b`` with Nesterov, else ``0 · g + 1 · b``.
-    `offsets` (int64, from 0 to ``param.size``) delimit the segments and `scales` holds one
-    factor per segment. The array is cut into `n_chunks` equal chunks processed in parallel;
-    within a chunk each segment piece is one vectorised loop.
+    The array is cut into `n_chunks` equal chunks processed in parallel, each one vectorised loop.
     """
     size = param.size
+    one = param.dtype.type(1)
     for chunk in prange(n_chunks):
         lo = size * chunk // n_chunks
         hi = size * (chunk + 1) // n_chunks
-        segment = np.searchsorted(offsets, lo, side="right") - 1
-        position = lo
-        while position < hi:
-            stop = min(offsets[segment + 1], hi)
-            if stop > position:
-                _momentum_sgd_segment(
-                    param[position:stop],
-                    grad[position:stop],
-                    buf[position:stop] if buf.size != 0 else buf,
-                    scales[segment],
-                    sign,
-                    neg_lr,
-                    weight_decay,
-                    buf_decay,
-                    grad_weight,
-                    g_weight,
-                    b_weight,
-                )
-                position = stop
-            segment += 1
+        momentum_sgd_piece(
+            param[lo:hi], grad[lo:hi], buf[lo:hi] if buf.size != 0 else buf, one,
+            sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight,
+        )  # fmt: skip
 
 
-def momentum_sgd(group: ParamGroup, run: Run, offsets: Array, scales: Array) -> None:
-    """Call `momentum_sgd_kernel` on `run` with `group`'s hyperparameters and per-segment `scales`.
+def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[np.floating[Any], ...]:
+    """The scalars ``(sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight)`` of
+    `momentum_sgd_piece` for `group`'s hyperparameters at `run`'s step, in `run`'s dtype.
 
-    Turns torch's branches into the kernel's coefficients (exact for finite values).
+    Turns torch's branches (first step, dampening, Nesterov, maximize) into coefficients; exact
+    for finite values.
     """
     momentum = float(group["momentum"])
     first = run.step == 1.0
     nesterov = bool(group["nesterov"])
-    momentum_sgd_kernel(
-        run.param,
-        run.grad,
-        run.buffer("momentum_buffer"),  # empty without momentum: the kernel then keeps none
-        offsets,
-        scales,
-        parallel_chunks(run.param.size),
-        run.scalar(-1.0 if group.get("maximize", False) else 1.0),
-        run.scalar(-float(group["lr"])),
-        run.scalar(group["weight_decay"]),
-        run.scalar(0.0 if first else momentum),
-        run.scalar(1.0 if first else 1.0 - float(group["dampening"])),
-        run.scalar(1.0 if nesterov else 0.0),
-        run.scalar(momentum if nesterov else 1.0),
+    scalar = run.scalar
+    return (
+        scalar(-1.0 if group.get("maximize", False) else 1.0),
+        scalar(-float(group["lr"])),
+        scalar(group["weight_decay"]),
+        scalar(0.0 if first else momentum),
+        scalar(1.0 if first else 1.0 - float(group["dampening"])),
+        scalar(1.0 if nesterov else 0.0),
+        scalar(momentum if nesterov else 1.0),
     )
 
 
@@ -218,5 +201,10 @@ class SGD(Optimizer):
         return np.minimum(steps, 1)
 
     def _update(self, group: ParamGroup, run: Run) -> None:
-        whole_run = np.array([0, run.param.size], dtype=np.int64)
-        momentum_sgd(group, run, whole_run, np.ones(1, dtype=run.dtype))
+        momentum_sgd_kernel(
+            run.param,
+            run.grad,
+            run.buffer("momentum_buffer"),  # empty without momentum: the kernel then keeps none
+            parallel_chunks(run.param.size),
+            *momentum_coefficients(group, run),
+        )
