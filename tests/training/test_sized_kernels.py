@@ -57,7 +57,7 @@ def test_sgd_and_rmsprop_twins_agree_bit_for_bit(dtype: type) -> None:
         (momentum_sgd_kernel.serial, 1),
     ):
         param, grad, buf = arrays(3, dtype, 1)
-        kernel(param, grad, buf, chunks, t(-1), t(-0.1), t(0.01), t(0.9), t(0.9), t(1), t(0.9))
+        kernel(param, grad, buf, chunks, t(-1), t(-0.1), t(0.01), t(0.9), t(0.9), t(0.9), True)
         sgd.append((param, buf))
     for kernel in (rmsprop_kernel.parallel, rmsprop_kernel.serial):
         param, grad, square, average, buf = arrays(5, dtype, 2)
@@ -99,7 +99,7 @@ def test_lars_twins_agree_bit_for_bit(dtype: type) -> None:
         resident_bounds = flat.class_bounds(offsets, resident, True, chunks)
         large_bounds = flat.class_bounds(offsets, ~resident, False, chunks)
         kernel(param, grad, buf, offsets, resident, sums, resident_bounds, large_bounds, True, 0.02, 1e-3,
-               1e-8, 0.1, False, t(1), t(-0.1), t(1e-3), t(0.9), t(1), t(0), t(1))  # fmt: skip
+               1e-8, 0.1, False, t(1), t(-0.1), t(1e-3), t(0.9), t(1), t(0.9), False)  # fmt: skip
         results.append((param, buf, sums))
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)

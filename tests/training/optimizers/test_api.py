@@ -200,6 +200,27 @@ def test_add_param_group_validates_before_changing_anything() -> None:
     assert optimizer.param_groups[1]["params"] == [b] and optimizer.param_groups[1]["momentum"] == 0.9
 
 
+def test_editing_param_groups_in_place_is_refused_not_ignored() -> None:
+    """Torch steps a parameter appended to a group's list; packed groups cannot, so they say so."""
+    a, b, c = param(), param(), param()
+    optimizer = SGD([a], lr=0.1)
+    before = a.data.copy()
+    a.grad = np.ones_like(before)
+    optimizer.param_groups[0]["params"].append(b)
+    with pytest.raises(ValueError, match=r"\['params'\] holds 2 parameters but 1 were packed"):
+        optimizer.step()
+    with pytest.raises(ValueError, match="add_param_group"):
+        optimizer.state_dict()
+    np.testing.assert_array_equal(a.data, before)  # nothing was stepped
+    optimizer.param_groups[0]["params"].pop()
+    optimizer.param_groups.append({"params": [c], "lr": 0.1})
+    with pytest.raises(ValueError, match="param_groups has 2 groups but 1 were added"):
+        optimizer.step()
+    optimizer.param_groups.pop()
+    optimizer.step()
+    np.testing.assert_allclose(a.data, before - 0.1)
+
+
 # ----------------------------------------------------------------------------- gradients
 def test_grad_assignment_between_steps_and_zero_grad_like_torch() -> None:
     ours_p = [param((3,), np.float64), param((2, 2), np.float64)]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from extensor.core.tensor import ExTensor
 from extensor.training.optimizers import LARS, SGD, Adam, AdamW, RMSprop
 
 STEPS = 120
@@ -132,3 +133,45 @@ def test_add_param_group_mid_training(kit: Any, ours_cls: type) -> None:
         theirs.step()
     twins.assert_params_close()
     kit.assert_state_matches_torch(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("ours_cls", "torch_cls", "options"),
+    [
+        (SGD, torch.optim.SGD, {"lr": 0.1}),
+        (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+        (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+        (LARS, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "trust_coefficient": 0.0}),
+        (Adam, torch.optim.Adam, {"lr": 0.01}),
+        (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True}),
+        (AdamW, torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.0}),
+        (AdamW, torch.optim.AdamW, {"lr": 0.01}),
+        (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "momentum": 0.9, "centered": True}),
+        (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.01}),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else ",".join(f"{k}={v}" for k, v in value.items()),  # noqa: E501
+)
+def test_infinities_and_nans_propagate_as_in_torch(
+    ours_cls: type, torch_cls: type, options: dict[str, Any]
+) -> None:
+    """Options skipped by torch are skipped here too, not multiplied by 0 (0 · inf would be NaN)."""
+    values = np.array([1.0, -2.0, np.inf, -np.inf, 0.5, np.nan, 3.0, 1.5])
+    grads = [
+        np.array([np.inf, -np.inf, 1.0, 0.5, np.nan, 1.0, 0.25, -1.0]),
+        np.array([1.0, 2.0, -1.0, 0.5, 1.0, 1.0, np.inf, 0.0]),
+        np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, np.nan]),
+    ]
+    ours = ExTensor(values.copy(), requires_grad=True)
+    theirs = torch.tensor(values.copy(), requires_grad=True)
+    mine = ours_cls([ours], **options)
+    torch_options = {k: v for k, v in options.items() if k != "trust_coefficient"}
+    reference = torch_cls([theirs], **torch_kwargs(torch_options))
+    for g in grads:
+        ours.grad = g
+        theirs.grad = torch.tensor(g)
+        with np.errstate(invalid="ignore", over="ignore"):
+            mine.step()
+        reference.step()
+        # equal_nan: a NaN must be where torch has one, an inf of the same sign where torch has one
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, equal_nan=True)

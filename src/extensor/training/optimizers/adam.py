@@ -43,7 +43,8 @@ def _adam_element(
 ) -> None:
     g = sign * grad[i]
     p = param[i] * decay
-    g = g + l2 * p
+    if l2 != 0:  # as torch, no term at all without L2 decay: 0 · inf would turn an inf into NaN
+        g = g + l2 * p
     m = lerp(exp_avg[i], g, beta1_weight, one_minus_beta1_weight)
     v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
     exp_avg[i] = m
@@ -80,15 +81,16 @@ def adam_kernel(
 
         g = sign · g
         p = p · decay                      (decoupled weight decay)
-        g = g + l2 · p                     (L2 penalty)
+        g = g + l2 · p                     (L2 penalty, only when l2 ≠ 0)
         m = lerp(m, g, 1 - β1)
         v = β2 · v + (1 - β2) · g · g
         v̂ = max(v̂, v) if amsgrad else v   (max of the raw second moment)
         p = p - step_size · m / (sqrt(v̂) / sqrt(1 - β2^t) + eps)
 
-    AMSGrad is on when `max_exp_avg_sq` is not empty. Options are coefficients rather than
-    branches (exact for finite values), and AMSGrad selects one of two loops, so that each
-    loop vectorises.
+    AMSGrad is on when `max_exp_avg_sq` is not empty. Options are coefficients (±1 and 1
+    multiply exactly, also infinities), except the L2 term, which is skipped when ``l2 = 0`` as
+    torch skips it; that branch is loop-invariant (LLVM unswitches it). AMSGrad selects one of
+    two loops, so that each loop vectorises.
     """
     n = param.size
     if max_exp_avg_sq.size == 0:

@@ -91,8 +91,8 @@ def _visit(
     weight_decay: Any,
     buf_decay: Any,
     grad_weight: Any,
-    g_weight: Any,
-    b_weight: Any,
+    momentum: Any,
+    nesterov: bool,
 ) -> None:
     """Update the elements ``lo:hi`` of the tensors whose `resident` flag equals `residents`."""
     segment = np.searchsorted(offsets, lo, side="right") - 1
@@ -111,7 +111,7 @@ def _visit(
                 scale = param.dtype.type(ratio)
             momentum_sgd_piece(
                 param[position:stop], grad[position:stop], buf[position:stop] if buf.size != 0 else buf,
-                scale, sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight,
+                scale, sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
             )  # fmt: skip
         position = max(position, stop)
         segment += 1
@@ -138,8 +138,8 @@ def lars_kernel(
     weight_decay: Any,
     buf_decay: Any,
     grad_weight: Any,
-    g_weight: Any,
-    b_weight: Any,
+    momentum: Any,
+    nesterov: bool,
 ) -> None:
     """One LARS step over a flat run of tensors (``offsets``), in place, in the parameters' dtype.
 
@@ -149,7 +149,7 @@ def lars_kernel(
         r = trust ratio from sums[k] (`_trust_ratio`), rounded to the dtype; 1 unless `adapt`
         d = (sign · g + weight_decay · w) · r
         b = buf_decay · b + grad_weight · d             (only when `buf` is not empty)
-        w = w - lr · (g_weight · d + b_weight · b)
+        w = w - lr · (d + momentum · b if nesterov else b)
 
     with the SGD coefficients of `momentum_coefficients`. Two parallel loops, each balanced
     over its own tensors: chunk c of the first covers the resident tensors within elements
@@ -162,14 +162,14 @@ def lars_kernel(
         _visit(
             param, grad, buf, offsets, resident, sums, lo, hi, True,
             adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-            sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight,
+            sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
         )  # fmt: skip
     for chunk in prange(large_bounds.size - 1):
         lo, hi = large_bounds[chunk], large_bounds[chunk + 1]
         _visit(
             param, grad, buf, offsets, resident, sums, lo, hi, False,
             adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-            sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight,
+            sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
         )  # fmt: skip
 
 

@@ -296,6 +296,33 @@ class Optimizer:
         self.param_groups.append(group)
         self._packs.append(packs)
 
+    def _check_packed(self, buffers: bool = True) -> None:
+        """Raise unless every group still holds the parameters packed for it (and, with
+        `buffers`, their buffers are still valid).
+
+        Each group's parameters live in flat buffers built when the group was added, so a
+        parameter appended to ``param_groups[i]["params"]`` (or a group appended to
+        `param_groups`) would silently never be stepped; torch picks such edits up. Only the
+        counts are compared: the check runs on every step and must cost nothing.
+        """
+        if len(self.param_groups) != len(self._packs):
+            raise ValueError(
+                f"param_groups has {len(self.param_groups)} groups but {len(self._packs)} were added; "
+                "add a group with optimizer.add_param_group(group)"
+            )
+        for position, (group, packs) in enumerate(zip(self.param_groups, self._packs, strict=True)):
+            packed = 0
+            for pack in packs:
+                if buffers:
+                    pack.buffer.check_valid()
+                packed += len(pack.buffer.tensors)
+            if len(group["params"]) != packed:
+                raise ValueError(
+                    f"param_groups[{position}]['params'] holds {len(group['params'])} parameters but "
+                    f"{packed} were packed when the group was added; its parameters cannot change "
+                    "(add new parameters with optimizer.add_param_group({'params': [...]}))"
+                )
+
     # ----------------------------------------------------------------- stepping
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step; return what `closure` (if given) returns.
@@ -304,9 +331,7 @@ class Optimizer:
         Hyperparameters are read from `param_groups` now, so a scheduler's changes apply.
         """
         loss = closure() if closure is not None else None
-        for packs in self._packs:
-            for pack in packs:
-                pack.buffer.check_valid()
+        self._check_packed()
         for group, packs in zip(self.param_groups, self._packs, strict=True):
             for pack in packs:
                 self._step_pack(group, pack)
@@ -404,6 +429,7 @@ class Optimizer:
         ``"state"``, as in torch. Unlike torch, arrays are copies: the snapshot does not change
         as training continues.
         """
+        self._check_packed(buffers=False)
         groups: list[dict[str, Any]] = []
         state: dict[int, dict[str, Any]] = {}
         index = 0

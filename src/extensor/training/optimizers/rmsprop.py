@@ -40,7 +40,9 @@ def _rmsprop_element(
     use_momentum: bool,
 ) -> None:
     p = param[i]
-    g = sign * grad[i] + weight_decay * p
+    g = sign * grad[i]
+    if weight_decay != 0:  # as torch, no term at all without decay: 0 · inf would turn an inf into NaN
+        g = g + weight_decay * p
     s = square_avg[i] * alpha + one_minus_alpha * g * g
     square_avg[i] = s
     if centered:
@@ -78,7 +80,7 @@ def rmsprop_kernel(
     Per element, as torch.optim.RMSprop (``eps`` outside the square root; the momentum
     buffer starts at zero; ``sign = -1`` to maximise)::
 
-        g = sign · g + weight_decay · p
+        g = sign · g + weight_decay · p                    (the decay term only when it is ≠ 0)
         s = α s + (1 - α) g²
         a = lerp(a, g, 1 - α); d = sqrt(s - a²) + eps     if centered
         d = sqrt(s) + eps                                  otherwise
@@ -86,7 +88,8 @@ def rmsprop_kernel(
         p = p - lr · g / d                                 otherwise
 
     Centering is on when `grad_avg` is not empty, momentum when `momentum_buffer` is not;
-    each of the four combinations is its own branch-free loop, so that it vectorises.
+    each of the four combinations is its own loop, so that it vectorises (the weight-decay
+    branch is loop-invariant: LLVM unswitches it).
     ``alpha_complement`` is ``1 - (1 - α)`` in the element dtype (lerp's second formula).
     """
     n = param.size

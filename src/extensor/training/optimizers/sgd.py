@@ -31,27 +31,38 @@ def momentum_sgd_piece(
     weight_decay: Any,
     buf_decay: Any,
     grad_weight: Any,
-    g_weight: Any,
-    b_weight: Any,
+    momentum: Any,
+    nesterov: bool,
 ) -> None:
     """The update of `momentum_sgd_kernel` over equal-length slices, the gradient scaled by `scale`.
 
-    A numba function (inlined into the SGD and LARS kernels). `buf` is empty when no momentum buffer is kept.
+    A numba function (inlined into the SGD and LARS kernels). `buf` is empty when no momentum
+    buffer is kept.
     """
-    # Loops run from 0 over slices so that LLVM can prove indices non-negative and vectorise, and
-    # carry no branch: options are coefficients, and "has a momentum buffer" picks the loop.
+    # Loops run from 0 over slices so that LLVM can prove indices non-negative and vectorise.
+    # The branches are loop-invariant (LLVM unswitches them) and follow torch's: a term torch
+    # skips is skipped, not multiplied by 0, so that an inf stays an inf as in torch (0 · inf = NaN).
+    decay = weight_decay != 0
     if buf.size == 0:
         for i in range(param.size):
             p = param[i]
-            g = (sign * grad[i] + weight_decay * p) * scale
-            param[i] = p + neg_lr * g
+            g = sign * grad[i]
+            if decay:
+                g = g + weight_decay * p
+            param[i] = p + neg_lr * (g * scale)
     else:
         for i in range(param.size):
             p = param[i]
-            g = (sign * grad[i] + weight_decay * p) * scale
+            g = sign * grad[i]
+            if decay:
+                g = g + weight_decay * p
+            g = g * scale
             b = buf_decay * buf[i] + grad_weight * g
             buf[i] = b
-            param[i] = p + neg_lr * (g_weight * g + b_weight * b)
+            if nesterov:
+                param[i] = p + neg_lr * (g + momentum * b)
+            else:
+                param[i] = p + neg_lr * b
 
 
 @sized_kernel(fastmath=False)
@@ -65,21 +76,21 @@ def momentum_sgd_kernel(
     weight_decay: Any,
     buf_decay: Any,
     grad_weight: Any,
-    g_weight: Any,
-    b_weight: Any,
+    momentum: Any,
+    nesterov: bool,
 ) -> None:
     """One SGD step over a flat run of parameters, in place, in the parameters' dtype.
 
     Per element::
 
-        g = sign · g + weight_decay · p
+        g = sign · g + weight_decay · p               (the decay term only when weight_decay ≠ 0)
         b = buf_decay · b + grad_weight · g           (only when `buf` is not empty)
-        p = p - lr · (g_weight · g + b_weight · b)    (p = p - lr · g without a buffer)
+        p = p - lr · (g + momentum · b if nesterov else b)    (p = p - lr · g without a buffer)
 
-    `momentum_coefficients` sets the coefficients so that this is torch's SGD exactly for finite
-    values: ``sign = -1`` to maximise; ``b = μ b + (1 - τ) g``, or ``0 · b + 1 · g = g`` on the
-    first step (the buffer is still zero); ``g + μ b`` with Nesterov, else ``0 · g + 1 · b``.
-    The array is cut into `n_chunks` equal chunks processed in parallel, each one vectorised loop.
+    `momentum_coefficients` sets the coefficients so that this is torch's SGD exactly:
+    ``sign = -1`` to maximise; ``b = μ b + (1 - τ) g``, or ``0 · b + 1 · g = g`` on the first
+    step (the buffer is still zero). The array is cut into `n_chunks` equal chunks processed in
+    parallel, each one vectorised loop.
     """
     size = param.size
     one = param.dtype.type(1)
@@ -88,16 +99,16 @@ def momentum_sgd_kernel(
         hi = size * (chunk + 1) // n_chunks
         momentum_sgd_piece(
             param[lo:hi], grad[lo:hi], buf[lo:hi] if buf.size != 0 else buf, one,
-            sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight,
+            sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
         )  # fmt: skip
 
 
-def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[np.floating[Any], ...]:
-    """The scalars ``(sign, neg_lr, weight_decay, buf_decay, grad_weight, g_weight, b_weight)`` of
-    `momentum_sgd_piece` for `group`'s hyperparameters at `run`'s step, in `run`'s dtype.
+def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[Any, ...]:
+    """The arguments ``(sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov)`` of
+    `momentum_sgd_piece` for `group`'s hyperparameters at `run`'s step, scalars in `run`'s dtype.
 
-    Turns torch's branches (first step, dampening, Nesterov, maximize) into coefficients; exact
-    for finite values.
+    Turns torch's first-step, dampening and maximize branches into coefficients (exact: the
+    buffer is zero before the first step, and 1 and -1 multiply exactly).
     """
     momentum = float(group["momentum"])
     first = run.step == 1.0
@@ -109,8 +120,8 @@ def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[np.floating[Any]
         scalar(group["weight_decay"]),
         scalar(0.0 if first else momentum),
         scalar(1.0 if first else 1.0 - float(group["dampening"])),
-        scalar(1.0 if nesterov else 0.0),
-        scalar(momentum if nesterov else 1.0),
+        scalar(momentum),
+        nesterov,
     )
 
 
