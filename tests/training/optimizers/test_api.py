@@ -69,6 +69,8 @@ HYPER = {
     Adam: (torch.optim.Adam, {}, ["lr", "eps", "weight_decay", "beta1", "beta2"]),
     AdamW: (torch.optim.AdamW, {}, ["lr", "eps", "weight_decay", "beta1", "beta2"]),
     RMSprop: (torch.optim.RMSprop, {}, ["lr", "alpha", "eps", "momentum", "weight_decay"]),
+    # torch has no LARS: its shared options are validated as torch's SGD validates them
+    LARS: (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, ["lr", "momentum", "weight_decay", "dampening"]),
 }
 
 values = st.one_of(
@@ -94,7 +96,7 @@ def test_invalid_hyperparameters_raise_exactly_when_torch_does(
         options["betas"] = (value, 0.999) if name == "beta1" else (0.9, value)
     else:
         options[name] = value
-    if cls is SGD:
+    if cls in (SGD, LARS):
         options["nesterov"] = nesterov
     try:
         torch_cls([torch.zeros(2, requires_grad=True)], **options)
@@ -108,6 +110,17 @@ def test_invalid_hyperparameters_raise_exactly_when_torch_does(
             cls([param()], **options)
         # torch's message, naming the value, is the start of ours
         assert str(caught.value).startswith(str(torch_error).split(" (")[0])
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, LARS], ids=lambda c: c.__name__)
+def test_nan_hyperparameters_are_refused(cls: type) -> None:
+    """Torch's SGD lets a NaN lr, momentum or weight decay through (it tests ``x < 0``); we refuse
+    NaN everywhere, as torch's Adam does for lr (``not 0 <= lr``): it could only poison the weights."""
+    names = ["lr", "weight_decay"] + (["momentum"] if cls in (SGD, RMSprop, LARS) else ["eps"])
+    for name in names:
+        options = {"lr": 0.1, name: math.nan}
+        with pytest.raises(ValueError, match="nan"):
+            cls([param()], **options)
 
 
 def test_lars_validation() -> None:
@@ -325,7 +338,7 @@ def test_zero_size_and_frozen_parameters() -> None:
 @given(
     shapes=st.lists(st.lists(st.integers(0, 4), max_size=3).map(tuple), min_size=1, max_size=4),
     dtype=st.sampled_from([np.float32, np.float64]),
-    which=st.sampled_from(["SGD", "Adam", "RMSprop"]),
+    which=st.sampled_from(["SGD", "Adam", "AdamW", "RMSprop", "LARS"]),
     seed=st.integers(0, 1000),
 )
 def test_any_shapes_and_dtypes_match_torch(
@@ -334,12 +347,15 @@ def test_any_shapes_and_dtypes_match_torch(
     ours_cls, torch_cls, options = {
         "SGD": (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
         "Adam": (Adam, torch.optim.Adam, {"lr": 0.1, "amsgrad": True}),
+        "AdamW": (AdamW, torch.optim.AdamW, {"lr": 0.1, "weight_decay": 0.1, "maximize": True}),
         "RMSprop": (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5}),
+        # LARS without its trust ratio is torch's SGD (its ratio is checked against a reference elsewhere)
+        "LARS": (LARS, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     }[which]
     twins = kit.Twins(shapes, dtype, seed, absent=lambda step, index: (step + index + seed) % 3 == 0)
-    ours = ours_cls(twins.ours, **options)
+    ours = ours_cls(twins.ours, **options, **({"trust_coefficient": 0.0} if which == "LARS" else {}))
     theirs = torch_cls(twins.theirs, **options, foreach=False)
-    for step in range(4):
+    for step in range(6):
         twins.feed(step)
         ours.step()
         theirs.step()
