@@ -258,9 +258,12 @@ class LARS(SGD):
         adapt = bool(group["lars_adaptation"]) and trust_coefficient > 0
         given = run.given_tensor_sums
         if adapt and given is None:
-            sizes = np.diff(offsets)
-            resident = sizes * (2 * run.dtype.itemsize) <= CACHE_RESIDENT_BYTES
-            sums = segment_sum_squares_pair(run.param, run.grad, offsets, member=~resident)
+            resident = np.diff(offsets) <= CACHE_RESIDENT_BYTES // (2 * run.dtype.itemsize)
+            large = ~resident
+            if large.any():
+                sums = segment_sum_squares_pair(run.param, run.grad, offsets, member=large)
+            else:  # small networks: every tensor's sums come from the kernel's own visit
+                sums = np.zeros((count, 2), dtype=np.float64)
         else:
             resident = np.zeros(count, dtype=np.bool_)
             sums = np.ascontiguousarray(given, dtype=np.float64) if adapt else np.zeros((count, 2))
