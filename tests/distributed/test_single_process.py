@@ -78,6 +78,17 @@ def test_wrapping_takes_over_existing_state() -> None:
     np.testing.assert_array_equal(sharded.state_dict()["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
 
 
+def test_a_parameter_appended_to_a_wrapped_group_is_refused() -> None:
+    a, b = (ExTensor(np.ones(3), requires_grad=True) for _ in range(2))
+    optimizer = SGD([a], lr=0.1)
+    sharded = ShardedOptimizer(optimizer, SingleProcess())
+    optimizer.param_groups[0]["params"].append(b)
+    a.grad = np.ones(3)
+    with pytest.raises(ValueError, match="add_param_group"):
+        sharded.step()
+    np.testing.assert_array_equal(a.data, np.ones(3))
+
+
 @settings(max_examples=80, deadline=None)
 @given(size=st.integers(0, 1000), ranks=st.integers(1, 64))
 def test_shards_are_contiguous_and_balanced(size: int, ranks: int) -> None:

@@ -240,8 +240,7 @@ class ShardedOptimizer:
         """
         loss = closure() if closure is not None else None
         optimizer = self.optimizer
-        for shard in self._shards:
-            shard.pack.buffer.check_valid()
+        optimizer._check_packed()  # also catches parameters appended to a group after wrapping
         if not self._reduced:
             self.reduce_gradients()
         if optimizer.uses_tensor_norms:

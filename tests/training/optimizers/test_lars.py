@@ -107,28 +107,39 @@ def test_matches_the_float64_reference(kit: Any, options: dict[str, Any], dtype:
 @pytest.mark.parametrize(
     ("shapes", "resident_bytes"),
     [
-        # above the parallel cut-off: non-resident tensors between resident ones, several chunks
-        ([(600_000,), (3,), (200_000,), (0,), (250_001,), (40, 50)], None),
+        # above the parallel cut-off, a 4 MB budget (250K float64 elements): large tensors between
+        # resident ones, several chunks
+        ([(600_000,), (3,), (200_000,), (0,), (250_001,), (40, 50)], 4_000_000),
         # serial, with a tiny cache budget: resident and summed-beforehand tensors interleave
         ([(30, 20), (7,), (500,), (2, 300), (11,), (90, 9)], 2_000),
     ],
     ids=["parallel", "serial-small-budget"],
 )
 def test_cache_resident_and_large_tensors_match_the_reference(
-    kit: Any, monkeypatch: pytest.MonkeyPatch, shapes: list[tuple[int, ...]], resident_bytes: int | None
+    kit: Any, monkeypatch: pytest.MonkeyPatch, shapes: list[tuple[int, ...]], resident_bytes: int
 ) -> None:
-    if resident_bytes is not None:
-        monkeypatch.setattr(lars_module, "CACHE_RESIDENT_BYTES", resident_bytes)
+    monkeypatch.setattr(lars_module, "CACHE_RESIDENT_BYTES", resident_bytes)
+    reductions: list[np.ndarray] = []  # the member masks of the large tensors' reductions
+    reduce = lars_module.segment_sum_squares_pair
+
+    def spy(*args: Any, member: np.ndarray) -> np.ndarray:
+        reductions.append(member.copy())
+        return reduce(*args, member=member)
+
+    monkeypatch.setattr(lars_module, "segment_sum_squares_pair", spy)
     twins = kit.Twins(shapes, np.float64, seed=21, absent=lambda step, index: index == 2 and step == 3)
     config = {**DEFAULTS, "weight_decay": 1e-3, "trust_coefficient": 0.02, "nesterov": True}
     optimizer = LARS(twins.ours, **{k: v for k, v in config.items() if k != "lars_adaptation"})
     reference = ReferenceLARS(twins.initial, [(config, list(range(len(shapes))))])
+    large = [int(np.prod(shape)) * 16 > resident_bytes for shape in shapes]
     for step in range(12):
         grads = twins.gradients(step)
         for tensor, g in zip(twins.ours, grads, strict=True):
             tensor.grad = g
         optimizer.step()
         reference.step(grads)
+    assert any(large) and not all(large)
+    assert [m.tolist() for m in reductions[:2]] == [large, large]  # whole-pack steps: both classes
     for index, (tensor, expected) in enumerate(zip(twins.ours, reference.values, strict=True)):
         kit.assert_close(tensor.data, expected, f"parameter {index}")
 

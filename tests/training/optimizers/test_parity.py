@@ -155,12 +155,13 @@ def test_add_param_group_mid_training(kit: Any, ours_cls: type) -> None:
 def test_infinities_and_nans_propagate_as_in_torch(
     ours_cls: type, torch_cls: type, options: dict[str, Any]
 ) -> None:
-    """Options skipped by torch are skipped here too, not multiplied by 0 (0 · inf would be NaN)."""
-    values = np.array([1.0, -2.0, np.inf, -np.inf, 0.5, np.nan, 3.0, 1.5])
+    """Options skipped by torch are skipped here too, not multiplied by 0 (0 · inf would be NaN, and
+    0 · 0 + -0.0 would lose the sign of a zero)."""
+    values = np.array([1.0, -2.0, np.inf, -np.inf, 0.5, np.nan, 3.0, 1.5, 0.0, -0.0])
     grads = [
-        np.array([np.inf, -np.inf, 1.0, 0.5, np.nan, 1.0, 0.25, -1.0]),
-        np.array([1.0, 2.0, -1.0, 0.5, 1.0, 1.0, np.inf, 0.0]),
-        np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, np.nan]),
+        np.array([np.inf, -np.inf, 1.0, 0.5, np.nan, 1.0, 0.25, -1.0, -0.0, -0.0]),
+        np.array([1.0, 2.0, -1.0, 0.5, 1.0, 1.0, np.inf, 0.0, -0.0, 0.0]),
+        np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, np.nan, -0.0, -0.0]),
     ]
     ours = ExTensor(values.copy(), requires_grad=True)
     theirs = torch.tensor(values.copy(), requires_grad=True)
@@ -174,4 +175,7 @@ def test_infinities_and_nans_propagate_as_in_torch(
             mine.step()
         reference.step()
         # equal_nan: a NaN must be where torch has one, an inf of the same sign where torch has one
-        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, equal_nan=True)
+        expected = theirs.detach().numpy()
+        np.testing.assert_allclose(ours.data, expected, rtol=1e-12, equal_nan=True)
+        zeros = expected == 0
+        np.testing.assert_array_equal(np.signbit(ours.data[zeros]), np.signbit(expected[zeros]))

@@ -6,10 +6,11 @@ weights with the norm of its gradient; the rest is SGD with momentum (`sgd.momen
 
 The norms need a whole tensor before any of it is updated, so the weights and the gradient are
 read twice. `lars_kernel` takes the second read from cache wherever it can: a tensor whose
-weights and gradient fit in `CACHE_RESIDENT_BYTES` is visited by one thread, which sums its
-squares and then updates it while it is still in cache. Larger tensors (or every tensor, when
-a distributed wrapper supplies the norms) get their sums from one parallel segment reduction
-beforehand and are updated by all threads.
+weights and gradient fit in `CACHE_RESIDENT_BYTES` (and, in a parallel step, that holds at most
+half of one thread's share of the elements, so that the threads stay balanced) is visited by
+one thread, which sums its squares and then updates it while it is still in cache. Larger
+tensors (or every tensor, when a distributed wrapper supplies the norms) get their sums from
+one parallel segment reduction beforehand and are updated by all threads.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import (
+    PARALLEL_MIN_ELEMENTS,
     class_bounds,
     pair_sums_of_squares,
     parallel_chunks,
@@ -62,8 +65,10 @@ def _trust_ratio(
     if trust_clip:
         if lr > 0:
             ratio = ratio / lr
-        elif ratio == ratio:  # r / 0 = inf for r > 0 (a warm-up from lr = 0 clips to 1), NaN stays NaN
+        elif ratio > 0:  # r / 0 = inf: a warm-up from lr = 0 clips to 1
             ratio = np.inf
+        else:  # 0 / 0 (an infinite gradient norm) and NaN / 0 are NaN, as the formula gives
+            ratio = np.nan
         if ratio > 1.0:
             ratio = 1.0
     return ratio
@@ -89,10 +94,10 @@ def _visit(
     sign: Any,
     neg_lr: Any,
     weight_decay: Any,
-    buf_decay: Any,
-    grad_weight: Any,
     momentum: Any,
+    one_minus_dampening: Any,
     nesterov: bool,
+    first: bool,
 ) -> None:
     """Update the elements ``lo:hi`` of the tensors whose `resident` flag equals `residents`."""
     segment = np.searchsorted(offsets, lo, side="right") - 1
@@ -111,7 +116,7 @@ def _visit(
                 scale = param.dtype.type(ratio)
             momentum_sgd_piece(
                 param[position:stop], grad[position:stop], buf[position:stop] if buf.size != 0 else buf,
-                scale, sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
+                scale, sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
             )  # fmt: skip
         position = max(position, stop)
         segment += 1
@@ -136,10 +141,10 @@ def lars_kernel(
     sign: Any,
     neg_lr: Any,
     weight_decay: Any,
-    buf_decay: Any,
-    grad_weight: Any,
     momentum: Any,
+    one_minus_dampening: Any,
     nesterov: bool,
+    first: bool,
 ) -> None:
     """One LARS step over a flat run of tensors (``offsets``), in place, in the parameters' dtype.
 
@@ -147,11 +152,11 @@ def lars_kernel(
 
         sums[k] = Σ w², Σ g²                          (here, when `resident[k]`)
         r = trust ratio from sums[k] (`_trust_ratio`), rounded to the dtype; 1 unless `adapt`
-        d = (sign · g + weight_decay · w) · r
-        b = buf_decay · b + grad_weight · d             (only when `buf` is not empty)
-        w = w - lr · (d + momentum · b if nesterov else b)
+        d = (sign · g + weight_decay · w) · r            (the decay term only when weight_decay ≠ 0)
+        b = d if first else μ · b + (1 - τ) · d         (only when `buf` is not empty)
+        w = w - lr · (d + μ · b if nesterov else b)
 
-    with the SGD coefficients of `momentum_coefficients`. Two parallel loops, each balanced
+    with SGD's arguments from `momentum_coefficients`. Two parallel loops, each balanced
     over its own tensors: chunk c of the first covers the resident tensors within elements
     ``resident_bounds[c]:resident_bounds[c + 1]`` (whole tensors: a bound never cuts one, so a
     tensor's sums are computed and used by one thread); chunk c of the second covers the other
@@ -162,14 +167,14 @@ def lars_kernel(
         _visit(
             param, grad, buf, offsets, resident, sums, lo, hi, True,
             adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-            sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
+            sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
         )  # fmt: skip
     for chunk in prange(large_bounds.size - 1):
         lo, hi = large_bounds[chunk], large_bounds[chunk + 1]
         _visit(
             param, grad, buf, offsets, resident, sums, lo, hi, False,
             adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-            sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
+            sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
         )  # fmt: skip
 
 
@@ -258,7 +263,10 @@ class LARS(SGD):
         adapt = bool(group["lars_adaptation"]) and trust_coefficient > 0
         given = run.given_tensor_sums
         if adapt and given is None:
-            resident = np.diff(offsets) <= CACHE_RESIDENT_BYTES // (2 * run.dtype.itemsize)
+            limit = CACHE_RESIDENT_BYTES // (2 * run.dtype.itemsize)
+            if run.param.size >= PARALLEL_MIN_ELEMENTS:  # a resident tensor keeps one thread busy alone:
+                limit = min(limit, run.param.size // (2 * numba.get_num_threads()))  # at most half its share
+            resident = np.diff(offsets) <= limit
             large = ~resident
             if large.any():
                 sums = segment_sum_squares_pair(run.param, run.grad, offsets, member=large)

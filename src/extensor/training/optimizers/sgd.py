@@ -29,19 +29,20 @@ def momentum_sgd_piece(
     sign: Any,
     neg_lr: Any,
     weight_decay: Any,
-    buf_decay: Any,
-    grad_weight: Any,
     momentum: Any,
+    one_minus_dampening: Any,
     nesterov: bool,
+    first: bool,
 ) -> None:
     """The update of `momentum_sgd_kernel` over equal-length slices, the gradient scaled by `scale`.
 
     A numba function (inlined into the SGD and LARS kernels). `buf` is empty when no momentum
-    buffer is kept.
+    buffer is kept; `first` says the buffer is new (torch then copies the gradient into it).
     """
     # Loops run from 0 over slices so that LLVM can prove indices non-negative and vectorise.
-    # The branches are loop-invariant (LLVM unswitches them) and follow torch's: a term torch
-    # skips is skipped, not multiplied by 0, so that an inf stays an inf as in torch (0 · inf = NaN).
+    # The branches follow torch's: a term torch skips is skipped, not multiplied by 0, so that
+    # infinities, NaNs and -0.0 come out as in torch (0 · inf = NaN, 0 · 0 + -0.0 = +0.0). They
+    # are loop-invariant: LLVM unswitches them or turns them into selects, and the loops vectorise.
     decay = weight_decay != 0
     if buf.size == 0:
         for i in range(param.size):
@@ -57,7 +58,7 @@ def momentum_sgd_piece(
             if decay:
                 g = g + weight_decay * p
             g = g * scale
-            b = buf_decay * buf[i] + grad_weight * g
+            b = g if first else momentum * buf[i] + one_minus_dampening * g
             buf[i] = b
             if nesterov:
                 param[i] = p + neg_lr * (g + momentum * b)
@@ -74,23 +75,20 @@ def momentum_sgd_kernel(
     sign: Any,
     neg_lr: Any,
     weight_decay: Any,
-    buf_decay: Any,
-    grad_weight: Any,
     momentum: Any,
+    one_minus_dampening: Any,
     nesterov: bool,
+    first: bool,
 ) -> None:
     """One SGD step over a flat run of parameters, in place, in the parameters' dtype.
 
-    Per element::
+    Per element, as torch.optim.SGD (``sign = -1`` to maximise)::
 
-        g = sign · g + weight_decay · p               (the decay term only when weight_decay ≠ 0)
-        b = buf_decay · b + grad_weight · g           (only when `buf` is not empty)
-        p = p - lr · (g + momentum · b if nesterov else b)    (p = p - lr · g without a buffer)
+        g = sign · g + weight_decay · p            (the decay term only when weight_decay ≠ 0)
+        b = g if first else μ · b + (1 - τ) · g    (only when `buf` is not empty)
+        p = p - lr · (g + μ · b if nesterov else b)    (p = p - lr · g without a buffer)
 
-    `momentum_coefficients` sets the coefficients so that this is torch's SGD exactly:
-    ``sign = -1`` to maximise; ``b = μ b + (1 - τ) g``, or ``0 · b + 1 · g = g`` on the first
-    step (the buffer is still zero). The array is cut into `n_chunks` equal chunks processed in
-    parallel, each one vectorised loop.
+    The array is cut into `n_chunks` equal chunks processed in parallel, each one vectorised loop.
     """
     size = param.size
     one = param.dtype.type(1)
@@ -99,29 +97,24 @@ def momentum_sgd_kernel(
         hi = size * (chunk + 1) // n_chunks
         momentum_sgd_piece(
             param[lo:hi], grad[lo:hi], buf[lo:hi] if buf.size != 0 else buf, one,
-            sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov,
+            sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
         )  # fmt: skip
 
 
 def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[Any, ...]:
-    """The arguments ``(sign, neg_lr, weight_decay, buf_decay, grad_weight, momentum, nesterov)`` of
-    `momentum_sgd_piece` for `group`'s hyperparameters at `run`'s step, scalars in `run`'s dtype.
-
-    Turns torch's first-step, dampening and maximize branches into coefficients (exact: the
-    buffer is zero before the first step, and 1 and -1 multiply exactly).
+    """The arguments ``(sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first)``
+    of `momentum_sgd_piece` for `group`'s hyperparameters at `run`'s step (scalars in `run`'s dtype).
     """
-    momentum = float(group["momentum"])
-    first = run.step == 1.0
-    nesterov = bool(group["nesterov"])
+    maximize = bool(group.get("maximize", False))
     scalar = run.scalar
     return (
-        scalar(-1.0 if group.get("maximize", False) else 1.0),
+        scalar(-1.0 if maximize else 1.0),
         scalar(-float(group["lr"])),
         scalar(group["weight_decay"]),
-        scalar(0.0 if first else momentum),
-        scalar(1.0 if first else 1.0 - float(group["dampening"])),
-        scalar(momentum),
-        nesterov,
+        scalar(group["momentum"]),
+        scalar(1.0 - float(group["dampening"])),
+        bool(group["nesterov"]),
+        run.step == 1.0,
     )
 
 
