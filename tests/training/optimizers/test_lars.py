@@ -107,9 +107,10 @@ def test_matches_the_float64_reference(kit: Any, options: dict[str, Any], dtype:
 @pytest.mark.parametrize(
     ("shapes", "resident_bytes"),
     [
-        # above the parallel cut-off, a 4 MB budget (250K float64 elements): large tensors between
-        # resident ones, several chunks
-        ([(600_000,), (3,), (200_000,), (0,), (250_001,), (40, 50)], 4_000_000),
+        # above the parallel cut-off, a 4 MB budget (250K float64 elements; in parallel also at most
+        # a quarter of a thread's share, 65K+ with up to 4 threads): large tensors between resident
+        # ones, several chunks
+        ([(600_000,), (3,), (60_000,), (0,), (390_001,), (40, 50)], 4_000_000),
         # serial, with a tiny cache budget: resident and summed-beforehand tensors interleave
         ([(30, 20), (7,), (500,), (2, 300), (11,), (90, 9)], 2_000),
     ],

@@ -7,7 +7,7 @@ weights with the norm of its gradient; the rest is SGD with momentum (`sgd.momen
 The norms need a whole tensor before any of it is updated, so the weights and the gradient are
 read twice. `lars_kernel` takes the second read from cache wherever it can: a tensor whose
 weights and gradient fit in `CACHE_RESIDENT_BYTES` (and, in a parallel step, that holds at most
-half of one thread's share of the elements, so that the threads stay balanced) is visited by
+a quarter of one thread's share of the elements, so that the threads stay balanced) is visited by
 one thread, which sums its squares and then updates it while it is still in cache. Larger
 tensors (or every tensor, when a distributed wrapper supplies the norms) get their sums from
 one parallel segment reduction beforehand and are updated by all threads.
@@ -162,20 +162,22 @@ def lars_kernel(
     tensor's sums are computed and used by one thread); chunk c of the second covers the other
     tensors, whose sums are given, within ``large_bounds[c]:large_bounds[c + 1]``.
     """
-    for chunk in prange(resident_bounds.size - 1):
-        lo, hi = resident_bounds[chunk], resident_bounds[chunk + 1]
-        _visit(
-            param, grad, buf, offsets, resident, sums, lo, hi, True,
-            adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-            sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
-        )  # fmt: skip
-    for chunk in prange(large_bounds.size - 1):
-        lo, hi = large_bounds[chunk], large_bounds[chunk + 1]
-        _visit(
-            param, grad, buf, offsets, resident, sums, lo, hi, False,
-            adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-            sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
-        )  # fmt: skip
+    if resident_bounds.size > 1:  # no parallel region (a thread wake-up) for an empty class
+        for chunk in prange(resident_bounds.size - 1):
+            lo, hi = resident_bounds[chunk], resident_bounds[chunk + 1]
+            _visit(
+                param, grad, buf, offsets, resident, sums, lo, hi, True,
+                adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
+                sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
+            )  # fmt: skip
+    if large_bounds.size > 1:
+        for chunk in prange(large_bounds.size - 1):
+            lo, hi = large_bounds[chunk], large_bounds[chunk + 1]
+            _visit(
+                param, grad, buf, offsets, resident, sums, lo, hi, False,
+                adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
+                sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
+            )  # fmt: skip
 
 
 class LARS(SGD):
@@ -265,7 +267,7 @@ class LARS(SGD):
         if adapt and given is None:
             limit = CACHE_RESIDENT_BYTES // (2 * run.dtype.itemsize)
             if run.param.size >= PARALLEL_MIN_ELEMENTS:  # a resident tensor keeps one thread busy alone:
-                limit = min(limit, run.param.size // (2 * numba.get_num_threads()))  # at most half its share
+                limit = min(limit, run.param.size // (4 * numba.get_num_threads()))  # a quarter of its share
             resident = np.diff(offsets) <= limit
             large = ~resident
             if large.any():
