@@ -57,7 +57,7 @@ def test_sgd_and_rmsprop_twins_agree_bit_for_bit(dtype: type) -> None:
         (momentum_sgd_kernel.serial, 1),
     ):
         param, grad, buf = arrays(3, dtype, 1)
-        kernel(param, grad, buf, chunks, t(-1), t(-0.1), t(0.01), t(0.9), t(0.9), t(0.9), True)
+        kernel(param, grad, buf, chunks, t(-1), t(-0.1), t(0.01), t(0.9), t(0.9), True, False)
         sgd.append((param, buf))
     for kernel in (rmsprop_kernel.parallel, rmsprop_kernel.serial):
         param, grad, square, average, buf = arrays(5, dtype, 2)
@@ -98,8 +98,9 @@ def test_lars_twins_agree_bit_for_bit(dtype: type) -> None:
         sums = given.copy()
         resident_bounds = flat.class_bounds(offsets, resident, True, chunks)
         large_bounds = flat.class_bounds(offsets, ~resident, False, chunks)
-        kernel(param, grad, buf, offsets, resident, sums, resident_bounds, large_bounds, True, 0.02, 1e-3,
-               1e-8, 0.1, False, t(1), t(-0.1), t(1e-3), t(0.9), t(1), t(0.9), False)  # fmt: skip
+        trust = (0.02, 1e-3, 1e-8, 0.1, False)
+        sgd = (t(1), t(-0.1), t(1e-3), t(0.9), t(1), False, False)
+        kernel(param, grad, buf, offsets, resident, sums, resident_bounds, large_bounds, True, trust, sgd)
         results.append((param, buf, sums))
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)

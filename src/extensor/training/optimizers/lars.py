@@ -46,17 +46,13 @@ CACHE_RESIDENT_BYTES = 16 << 20
 
 
 @njit(cache=True, inline="always")
-def _trust_ratio(
-    weight_sum_squares: float,
-    grad_sum_squares: float,
-    trust_coefficient: float,
-    weight_decay: float,
-    eps: float,
-    lr: float,
-    trust_clip: bool,
-) -> float:
+def _trust_ratio(weight_sum_squares: float, grad_sum_squares: float, trust: tuple[Any, ...]) -> float:
     """``η ‖w‖ / (‖g‖ + λ ‖w‖ + ε)`` in float64 when both norms are non-zero, else 1; then
-    ``min(r / γ, 1)`` with `trust_clip`, which is 1 at γ = 0 (a NaN ratio stays NaN)."""
+    ``min(r / γ, 1)`` with `trust_clip`, which is 1 at γ = 0 (a NaN ratio stays NaN).
+
+    ``trust = (η, λ, ε, γ, trust_clip)``.
+    """
+    trust_coefficient, weight_decay, eps, lr, trust_clip = trust
     weight_norm = np.sqrt(weight_sum_squares)
     grad_norm = np.sqrt(grad_sum_squares)
     if not (weight_norm > 0 and grad_norm > 0):
@@ -86,20 +82,11 @@ def _visit(
     hi: int,
     residents: bool,
     adapt: bool,
-    trust_coefficient: float,
-    trust_weight_decay: float,
-    eps: float,
-    lr: float,
-    trust_clip: bool,
-    sign: Any,
-    neg_lr: Any,
-    weight_decay: Any,
-    momentum: Any,
-    one_minus_dampening: Any,
-    nesterov: bool,
-    first: bool,
+    trust: tuple[Any, ...],
+    sgd: tuple[Any, ...],
 ) -> None:
     """Update the elements ``lo:hi`` of the tensors whose `resident` flag equals `residents`."""
+    sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first = sgd
     segment = np.searchsorted(offsets, lo, side="right") - 1
     position = lo
     while position < hi:
@@ -109,11 +96,7 @@ def _visit(
             if adapt:
                 if residents:  # the whole tensor: sum it, then update it while w and g are cached
                     pair_sums_of_squares(param, grad, position, stop, sums[segment])
-                ratio = _trust_ratio(
-                    sums[segment, 0], sums[segment, 1], trust_coefficient, trust_weight_decay, eps, lr,
-                    trust_clip,
-                )  # fmt: skip
-                scale = param.dtype.type(ratio)
+                scale = param.dtype.type(_trust_ratio(sums[segment, 0], sums[segment, 1], trust))
             momentum_sgd_piece(
                 param[position:stop], grad[position:stop], buf[position:stop] if buf.size != 0 else buf,
                 scale, sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
@@ -133,18 +116,8 @@ def lars_kernel(
     resident_bounds: Array,
     large_bounds: Array,
     adapt: bool,
-    trust_coefficient: float,
-    trust_weight_decay: float,
-    eps: float,
-    lr: float,
-    trust_clip: bool,
-    sign: Any,
-    neg_lr: Any,
-    weight_decay: Any,
-    momentum: Any,
-    one_minus_dampening: Any,
-    nesterov: bool,
-    first: bool,
+    trust: tuple[Any, ...],
+    sgd: tuple[Any, ...],
 ) -> None:
     """One LARS step over a flat run of tensors (``offsets``), in place, in the parameters' dtype.
 
@@ -156,7 +129,8 @@ def lars_kernel(
         b = d if first else μ · b + (1 - τ) · d         (only when `buf` is not empty)
         w = w - lr · (d + μ · b if nesterov else b)
 
-    with SGD's arguments from `momentum_coefficients`. Two parallel loops, each balanced
+    with ``trust = (η, λ, ε, γ, trust_clip)`` (`_trust_ratio`) and ``sgd`` SGD's arguments
+    from `momentum_coefficients`. Two parallel loops, each balanced
     over its own tensors: chunk c of the first covers the resident tensors within elements
     ``resident_bounds[c]:resident_bounds[c + 1]`` (whole tensors: a bound never cuts one, so a
     tensor's sums are computed and used by one thread); chunk c of the second covers the other
@@ -165,19 +139,11 @@ def lars_kernel(
     if resident_bounds.size > 1:  # no parallel region (a thread wake-up) for an empty class
         for chunk in prange(resident_bounds.size - 1):
             lo, hi = resident_bounds[chunk], resident_bounds[chunk + 1]
-            _visit(
-                param, grad, buf, offsets, resident, sums, lo, hi, True,
-                adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-                sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
-            )  # fmt: skip
+            _visit(param, grad, buf, offsets, resident, sums, lo, hi, True, adapt, trust, sgd)
     if large_bounds.size > 1:
         for chunk in prange(large_bounds.size - 1):
             lo, hi = large_bounds[chunk], large_bounds[chunk + 1]
-            _visit(
-                param, grad, buf, offsets, resident, sums, lo, hi, False,
-                adapt, trust_coefficient, trust_weight_decay, eps, lr, trust_clip,
-                sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first,
-            )  # fmt: skip
+            _visit(param, grad, buf, offsets, resident, sums, lo, hi, False, adapt, trust, sgd)
 
 
 class LARS(SGD):
@@ -288,12 +254,14 @@ class LARS(SGD):
             class_bounds(offsets, resident, True, chunks),
             class_bounds(offsets, ~resident, False, chunks),
             adapt,
-            trust_coefficient,
-            float(group["weight_decay"]),
-            float(group["eps"]),
-            float(group["lr"]),
-            bool(group["trust_clip"]),
-            *momentum_coefficients(group, run),
+            (
+                trust_coefficient,
+                float(group["weight_decay"]),
+                float(group["eps"]),
+                float(group["lr"]),
+                bool(group["trust_clip"]),
+            ),
+            momentum_coefficients(group, run),
         )
 
 
