@@ -159,7 +159,7 @@ class LARS(SGD):
         w = w − γ d
 
     (trust_coefficient η, weight_decay λ, eps ε, lr γ, momentum μ, dampening τ.) The
-    adaptation is always on, also with the default λ = 0; with η = 0 LARS is exactly
+    adaptation is always on, also with the default λ = 0; with η = 0 LARS is
     `torch.optim.SGD` with the same momentum, dampening, nesterov and weight decay.
 
     Large-batch recipes exclude biases and normalisation weights (1-D tensors) from both the
