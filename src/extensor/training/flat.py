@@ -362,8 +362,8 @@ def _segment_sum_squares_kernel(
     n_chunks = bounds.size - 1
     n_segments = offsets.size - 1
     width = out.shape[1]
-    partial_value = np.zeros((max(n_chunks, 0), 2, width), dtype=np.float64)
-    partial_segment = np.full((max(n_chunks, 0), 2), -1, dtype=np.int64)
+    partial_value = np.zeros((n_chunks, 2, width), dtype=np.float64)
+    partial_segment = np.full((n_chunks, 2), -1, dtype=np.int64)
     out[:] = 0.0
     for chunk in prange(n_chunks):
         lo = bounds[chunk]

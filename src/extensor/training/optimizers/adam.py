@@ -87,10 +87,11 @@ def adam_kernel(
         v̂ = max(v̂, v) if amsgrad else v   (max of the raw second moment)
         p = p - step_size · m / (sqrt(v̂) / sqrt(1 - β2^t) + eps)
 
-    AMSGrad is on when `max_exp_avg_sq` is not empty. Options are coefficients (±1 and 1
-    multiply exactly, also infinities), except the L2 term, which is skipped when ``l2 = 0`` as
-    torch skips it; that branch is loop-invariant (LLVM unswitches it). AMSGrad selects one of
-    two loops, so that each loop vectorises.
+    AMSGrad is on when `max_exp_avg_sq` is not empty. Options are coefficients (±1 and the
+    decay factor, 1 without decay, multiply as torch does, also infinities), except the L2 term,
+    which is skipped when ``l2 = 0`` as torch skips it; that branch is loop-invariant (LLVM
+    unswitches it or makes it a select). AMSGrad selects one of two loops, so that each loop
+    vectorises.
     """
     n = param.size
     if max_exp_avg_sq.size == 0:

@@ -130,8 +130,8 @@ def lars_kernel(
         w = w - lr · (d + μ · b if nesterov else b)
 
     with ``trust = (η, λ, ε, γ, trust_clip)`` (`_trust_ratio`) and ``sgd`` SGD's arguments
-    from `momentum_coefficients`. Two parallel loops, each balanced
-    over its own tensors: chunk c of the first covers the resident tensors within elements
+    from `momentum_coefficients`. Two parallel loops, each balanced over its own tensors:
+    chunk c of the first covers the resident tensors within elements
     ``resident_bounds[c]:resident_bounds[c + 1]`` (whole tensors: a bound never cuts one, so a
     tensor's sums are computed and used by one thread); chunk c of the second covers the other
     tensors, whose sums are given, within ``large_bounds[c]:large_bounds[c + 1]``.

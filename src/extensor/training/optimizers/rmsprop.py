@@ -89,7 +89,7 @@ def rmsprop_kernel(
 
     Centering is on when `grad_avg` is not empty, momentum when `momentum_buffer` is not;
     each of the four combinations is its own loop, so that it vectorises (the weight-decay
-    branch is loop-invariant: LLVM unswitches it).
+    branch is loop-invariant: LLVM unswitches it or makes it a select).
     ``alpha_complement`` is ``1 - (1 - α)`` in the element dtype (lerp's second formula).
     """
     n = param.size
