@@ -7,7 +7,7 @@ Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,8 +15,9 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
+from extensor.training.optimizers.declare import Check, Flag, Numbers, State
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
-from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
 __all__ = ["Adam", "AdamW", "adam_kernel"]
 
@@ -133,7 +134,17 @@ class Adam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
     """
 
-    state_names: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    hyperparameters = (
+        Check("lr >= 0", "learning rate"),
+        Check("eps >= 0", "epsilon value"),
+        Numbers("betas", 2),
+        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
+        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
+        Check("weight_decay >= 0", "weight_decay value"),
+        Flag("amsgrad"),
+        Flag("maximize"),
+    )
+    buffers = ("exp_avg", "exp_avg_sq", State("max_exp_avg_sq", when="amsgrad"))
     #: AdamW decays the weights directly (θ ← θ(1 − γλ)) instead of adding λθ to the gradient.
     decoupled_weight_decay: ClassVar[bool] = False
 
@@ -157,33 +168,6 @@ class Adam(Optimizer):
             "maximize": maximize,
         }
         super().__init__(params, defaults)
-
-    def _validate_group(self, group: Mapping[str, Any]) -> None:
-        lr = require_real(group["lr"], "lr")
-        eps = require_real(group["eps"], "eps")
-        weight_decay = require_real(group["weight_decay"], "weight_decay")
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        beta1 = require_real(betas[0], "betas[0]")
-        beta2 = require_real(betas[1], "betas[1]")
-        require_bool(group["amsgrad"], "amsgrad")
-        require_bool(group["maximize"], "maximize")
-        if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
-        if not eps >= 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps} (expected eps >= 0)")
-        if not 0.0 <= beta1 < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {beta1} (expected 0 <= beta1 < 1)")
-        if not 0.0 <= beta2 < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {beta2} (expected 0 <= beta2 < 1)")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected weight_decay >= 0)")
-
-    def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
-        if group["amsgrad"]:
-            return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-        return ("exp_avg", "exp_avg_sq")
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         lr = float(group["lr"])

@@ -15,7 +15,7 @@ one parallel segment reduction beforehand and are updated by all threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numba
@@ -31,8 +31,9 @@ from extensor.training.flat import (
     segment_sum_squares_pair,
     sized_kernel,
 )
-from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
-from extensor.training.optimizers.sgd import SGD, momentum_coefficients, momentum_sgd_piece, validate_momentum
+from extensor.training.optimizers.declare import Check, Flag, Rules
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
+from extensor.training.optimizers.sgd import MOMENTUM_CHECKS, SGD, momentum_coefficients, momentum_sgd_piece
 
 __all__ = ["CACHE_RESIDENT_BYTES", "LARS", "exclude_from_adaptation", "lars_kernel"]
 
@@ -184,6 +185,13 @@ class LARS(SGD):
     """
 
     uses_tensor_norms: ClassVar[bool] = True
+    hyperparameters: ClassVar[Rules] = (
+        *MOMENTUM_CHECKS,
+        Check("trust_coefficient >= 0", "trust_coefficient value"),
+        Check("eps >= 0", "epsilon value"),
+        Flag("trust_clip"),
+        Flag("lars_adaptation"),
+    )
 
     def __init__(
         self,
@@ -210,19 +218,6 @@ class LARS(SGD):
             "lars_adaptation": True,
         }
         Optimizer.__init__(self, params, defaults)  # SGD's constructor has other defaults
-
-    def _validate_group(self, group: Mapping[str, Any]) -> None:
-        validate_momentum(group)
-        trust_coefficient = require_real(group["trust_coefficient"], "trust_coefficient")
-        eps = require_real(group["eps"], "eps")
-        require_bool(group["trust_clip"], "trust_clip")
-        require_bool(group["lars_adaptation"], "lars_adaptation")
-        if not trust_coefficient >= 0.0:
-            raise ValueError(
-                f"Invalid trust_coefficient value: {trust_coefficient} (expected trust_coefficient >= 0)"
-            )
-        if not eps >= 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps} (expected eps >= 0)")
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         offsets = run.offsets

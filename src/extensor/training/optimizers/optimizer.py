@@ -15,16 +15,15 @@ does the bookkeeping once for all of them:
   whose gradient is None is skipped entirely (no decay, no momentum, no step count), as in
   torch; this exact path is the same code as the fast one.
 
-A subclass writes its hyperparameter validation (`_validate_group`), names its state buffers
-(`_state_names`) and performs the update of one run (`_update`), typically by calling one
-numba kernel; see `sgd.py` for a short example.
+A subclass declares its hyperparameter checks (`hyperparameters`) and state buffers
+(`buffers`) and performs the update of one run (`_update`), typically by calling one numba
+kernel; see `adamax.py` or `lion.py` for a short example.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
@@ -33,25 +32,12 @@ from numba import njit
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer
+from extensor.training.optimizers.declare import Rules, State, require_bool, require_real
 
 __all__ = ["Optimizer", "ParamGroup", "Run", "Window", "require_bool", "require_real"]
 
 #: A parameter group: ``{"params": [ExTensor, ...], "lr": ..., ...}``.
 ParamGroup = dict[str, Any]
-
-
-def require_real(value: Any, name: str) -> float:
-    """`value` as a float, or TypeError when it is not a real number (bools are refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    return float(value)
-
-
-def require_bool(value: Any, name: str) -> bool:
-    """`value` as a bool, or TypeError when it is not a boolean."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}")
-    return bool(value)
 
 
 _EMPTY = {dtype: np.empty(0, dtype=dtype) for dtype in SUPPORTED_DTYPES}
@@ -186,23 +172,33 @@ class Optimizer:
             (``{"params": [...], "lr": ..., ...}``) whose missing options take `defaults`.
         defaults: the default value of every hyperparameter, validated by `_validate_group`.
 
-    Subclasses implement:
+    Subclasses declare and implement:
 
-    * ``_validate_group(group)``: raise ValueError/TypeError (naming the value) for invalid
-      hyperparameters; it sees every group, at construction, `add_param_group` and
-      `load_state_dict`.
+    * `hyperparameters`: the checks of every group (`declare.Check("lr >= 0", "learning rate")`,
+      `declare.Flag("maximize")`...), run at construction, `add_param_group` and
+      `load_state_dict`; override ``_validate_group(group)`` only for what a check cannot say.
+    * `buffers`: the flat state buffers in torch's key order (`declare.State` for conditional
+      ones); `step_in_state` says whether ``state[p]`` has torch's ``"step"``.
     * ``_update(group, run)``: update one `Run` in place (one kernel call).
-    * optionally ``_state_names(group)`` (the flat state buffers the group needs, in torch's
-      key order), `state_names` (every name the class may keep), `step_in_state` (whether
-      ``state[p]`` has torch's ``"step"``), ``_counts_steps(group)`` and ``_run_key(steps)``.
+    * optionally ``_counts_steps(group)`` and ``_run_key(steps)``.
     """
 
+    #: The hyperparameter checks every group must pass (see `declare.Check`), in torch's order.
+    hyperparameters: ClassVar[Rules] = ()
+    #: The flat state buffers, in torch's key order: a name, or a `declare.State` kept only when
+    #: its condition on the group holds. Declaring them also sets `state_names`.
+    buffers: ClassVar[tuple[str | State, ...]] = ()
     #: Every state buffer name this optimizer may keep (load_state_dict accepts these).
     state_names: ClassVar[tuple[str, ...]] = ()
     #: Whether `state[p]` exposes torch's ``"step"`` (Adam, RMSprop) or not (SGD).
     step_in_state: ClassVar[bool] = True
     #: Whether `_update` reads per-tensor norms (`Run.given_tensor_sums` when sharded), as LARS does.
     uses_tensor_norms: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "buffers" in cls.__dict__:
+            cls.state_names = tuple(entry if isinstance(entry, str) else entry.name for entry in cls.buffers)
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
         self.defaults: dict[str, Any] = dict(defaults)
@@ -220,16 +216,23 @@ class Optimizer:
 
     # ----------------------------------------------------------------- subclass hooks
     def _validate_group(self, group: Mapping[str, Any]) -> None:
-        """Raise ValueError/TypeError if a hyperparameter of `group` is invalid."""
-        raise NotImplementedError
+        """Raise ValueError/TypeError if a hyperparameter of `group` is invalid: by default, the
+        declared `hyperparameters` checks in order (a subclass adds what a condition cannot say)."""
+        for check in self.hyperparameters:
+            check(group)
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         """Apply one step of the algorithm to `run` in place."""
         raise NotImplementedError
 
     def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
-        """The state buffers a step of `group` uses, in torch's key order."""
-        return ()
+        """The state buffers a step of `group` uses, in torch's key order: by default the declared
+        `buffers` whose condition holds for `group`."""
+        return tuple(
+            entry if isinstance(entry, str) else entry.name
+            for entry in self.buffers
+            if isinstance(entry, str) or entry.when(group)
+        )
 
     def _counts_steps(self, group: ParamGroup) -> bool:
         """Whether a step of `group` counts as one (creates state) for the stepped parameters."""
@@ -407,18 +410,7 @@ class Optimizer:
     # ----------------------------------------------------------------- state
     def _param_state(self, param: ExTensor, snapshot: bool) -> dict[str, Any]:
         """`param`'s state with torch's keys: live views, or copies when `snapshot`."""
-        pack, index = self._where[param]
-        if pack.steps[index] == 0:
-            return {}
-        result: dict[str, Any] = {}
-        if self.step_in_state:
-            step = pack.steps[index : index + 1].reshape(())
-            result["step"] = step.copy() if snapshot else step
-        segment = pack.buffer.segment(index)
-        for name, array in pack.state.items():
-            view = array[segment].reshape(param.shape)
-            result[name] = view.copy() if snapshot else view
-        return result
+        return _param_state(self._where, self.step_in_state, param, snapshot)
 
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of the optimizer in torch's layout, with NumPy arrays for tensors.
@@ -573,6 +565,24 @@ class Optimizer:
         return "\n".join(lines)
 
 
+def _param_state(
+    where: Mapping[ExTensor, tuple[_Pack, int]], step_in_state: bool, param: ExTensor, snapshot: bool
+) -> dict[str, Any]:
+    """`param`'s state with torch's keys (``step`` first when kept): live views, or copies."""
+    pack, index = where[param]
+    if pack.steps[index] == 0:
+        return {}
+    result: dict[str, Any] = {}
+    if step_in_state:
+        step = pack.steps[index : index + 1].reshape(())
+        result["step"] = step.copy() if snapshot else step
+    segment = pack.buffer.segment(index)
+    for name, array in pack.state.items():
+        view = array[segment].reshape(param.shape)
+        result[name] = view.copy() if snapshot else view
+    return result
+
+
 class OptimizerState(Mapping[ExTensor, dict[str, Array]]):
     """`optimizer.state`: each parameter's state with torch's keys, as live NumPy views.
 
@@ -583,23 +593,24 @@ class OptimizerState(Mapping[ExTensor, dict[str, Array]]):
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
-        self._optimizer = optimizer
+        # the optimizer's lookup table, not the optimizer: a reference back to it would be a cycle,
+        # and an optimizer in a cycle is freed only by the garbage collector, not when dropped
+        self._where = optimizer._where
+        self._step_in_state = optimizer.step_in_state
 
     def __getitem__(self, param: ExTensor) -> dict[str, Array]:
-        if param not in self._optimizer._where:
+        if param not in self._where:
             shape = getattr(param, "shape", "?")
             raise KeyError(f"the tensor of shape {shape} is not optimized by this optimizer")
-        return self._optimizer._param_state(param, snapshot=False)
+        return _param_state(self._where, self._step_in_state, param, snapshot=False)
 
     def __contains__(self, param: object) -> bool:
-        where = self._optimizer._where.get(param)  # type: ignore[call-overload]
+        where = self._where.get(param)  # type: ignore[call-overload]
         return where is not None and bool(where[0].steps[where[1]] != 0)
 
     def __iter__(self) -> Iterator[ExTensor]:
-        for group in self._optimizer.param_groups:
-            for param in group["params"]:
-                if param in self:
-                    yield param
+        # `_where` holds the parameters in group order, as they were added
+        return (param for param in self._where if param in self)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -6,16 +6,17 @@ centered variant from Graves, "Generating Sequences With Recurrent Neural Networ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
+from extensor.training.optimizers.declare import Check, Flag, State
 from extensor.training.optimizers.elementwise import lerp
-from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
 __all__ = ["RMSprop", "rmsprop_kernel"]
 
@@ -149,7 +150,20 @@ class RMSprop(Optimizer):
     ``momentum_buffer`` (μ > 0), ``grad_avg`` (centered).
     """
 
-    state_names: ClassVar[tuple[str, ...]] = ("square_avg", "momentum_buffer", "grad_avg")
+    hyperparameters = (
+        Check("lr >= 0", "learning rate"),
+        Check("eps >= 0", "epsilon value"),
+        Check("momentum >= 0", "momentum value"),
+        Check("weight_decay >= 0", "weight_decay value"),
+        Check("alpha >= 0", "alpha value"),
+        Flag("centered"),
+        Flag("maximize"),
+    )
+    buffers = (
+        "square_avg",
+        State("momentum_buffer", when="momentum > 0"),
+        State("grad_avg", when="centered"),
+    )
 
     def __init__(
         self,
@@ -173,33 +187,6 @@ class RMSprop(Optimizer):
             "maximize": maximize,
         }
         super().__init__(params, defaults)
-
-    def _validate_group(self, group: Mapping[str, Any]) -> None:
-        lr = require_real(group["lr"], "lr")
-        alpha = require_real(group["alpha"], "alpha")
-        eps = require_real(group["eps"], "eps")
-        momentum = require_real(group["momentum"], "momentum")
-        weight_decay = require_real(group["weight_decay"], "weight_decay")
-        require_bool(group["centered"], "centered")
-        require_bool(group["maximize"], "maximize")
-        if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
-        if not eps >= 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps} (expected eps >= 0)")
-        if not momentum >= 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum} (expected momentum >= 0)")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected weight_decay >= 0)")
-        if not alpha >= 0.0:
-            raise ValueError(f"Invalid alpha value: {alpha} (expected alpha >= 0)")
-
-    def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
-        names = ["square_avg"]
-        if group["momentum"] > 0:
-            names.append("momentum_buffer")
-        if group["centered"]:
-            names.append("grad_avg")
-        return tuple(names)
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         alpha = float(group["alpha"])

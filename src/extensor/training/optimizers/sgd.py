@@ -7,7 +7,7 @@ gradient is rescaled per tensor by a trust ratio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,9 +15,10 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import parallel_chunks, sized_kernel
-from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, require_bool, require_real
+from extensor.training.optimizers.declare import Check, Flag, Real, Rules, State
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
-__all__ = ["SGD", "momentum_coefficients", "momentum_sgd_kernel", "momentum_sgd_piece"]
+__all__ = ["MOMENTUM_CHECKS", "SGD", "momentum_coefficients", "momentum_sgd_kernel", "momentum_sgd_piece"]
 
 
 @njit(cache=True, inline="always")
@@ -118,24 +119,19 @@ def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[Any, ...]:
     )
 
 
-def validate_momentum(group: Mapping[str, Any]) -> None:
-    """The checks SGD and LARS share (torch's conditions and messages)."""
-    lr = require_real(group["lr"], "lr")
-    momentum = require_real(group["momentum"], "momentum")
-    dampening = require_real(group["dampening"], "dampening")
-    weight_decay = require_real(group["weight_decay"], "weight_decay")
-    nesterov = require_bool(group["nesterov"], "nesterov")
-    if not lr >= 0.0:
-        raise ValueError(f"Invalid learning rate: {lr} (expected lr >= 0)")
-    if not momentum >= 0.0:
-        raise ValueError(f"Invalid momentum value: {momentum} (expected momentum >= 0)")
-    if not weight_decay >= 0.0:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected weight_decay >= 0)")
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError(
-            f"Nesterov momentum requires a momentum and zero dampening (got momentum={momentum}, "
-            f"dampening={dampening})"
-        )
+#: The checks SGD and LARS share (torch's conditions and messages).
+MOMENTUM_CHECKS: Rules = (
+    Check("lr >= 0", "learning rate"),
+    Check("momentum >= 0", "momentum value"),
+    Check("weight_decay >= 0", "weight_decay value"),
+    Real("dampening"),
+    Flag("nesterov"),
+    Check(
+        "not nesterov or (momentum > 0 and dampening == 0)",
+        "Nesterov momentum requires a momentum and zero dampening",
+        sentence=True,
+    ),
+)
 
 
 class SGD(Optimizer):
@@ -165,7 +161,8 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` once stepped with μ ≠ 0.
     """
 
-    state_names: ClassVar[tuple[str, ...]] = ("momentum_buffer",)
+    hyperparameters: ClassVar[Rules] = (*MOMENTUM_CHECKS, Flag("maximize"))
+    buffers = (State("momentum_buffer", when="momentum != 0"),)
     step_in_state: ClassVar[bool] = False
 
     def __init__(
@@ -188,13 +185,6 @@ class SGD(Optimizer):
             "maximize": maximize,
         }
         super().__init__(params, defaults)
-
-    def _validate_group(self, group: Mapping[str, Any]) -> None:
-        validate_momentum(group)
-        require_bool(group["maximize"], "maximize")
-
-    def _state_names(self, group: ParamGroup) -> tuple[str, ...]:
-        return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _counts_steps(self, group: ParamGroup) -> bool:
         # torch keeps a momentum buffer (our only state) only for steps taken with momentum
