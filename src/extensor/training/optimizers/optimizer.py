@@ -23,6 +23,7 @@ kernel; see `adamax.py` or `lion.py` for a short example.
 from __future__ import annotations
 
 import copy
+import weakref
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
@@ -410,7 +411,18 @@ class Optimizer:
     # ----------------------------------------------------------------- state
     def _param_state(self, param: ExTensor, snapshot: bool) -> dict[str, Any]:
         """`param`'s state with torch's keys: live views, or copies when `snapshot`."""
-        return _param_state(self._where, self.step_in_state, param, snapshot)
+        pack, index = self._where[param]
+        if pack.steps[index] == 0:
+            return {}
+        result: dict[str, Any] = {}
+        if self.step_in_state:
+            step = pack.steps[index : index + 1].reshape(())
+            result["step"] = step.copy() if snapshot else step
+        segment = pack.buffer.segment(index)
+        for name, array in pack.state.items():
+            view = array[segment].reshape(param.shape)
+            result[name] = view.copy() if snapshot else view
+        return result
 
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of the optimizer in torch's layout, with NumPy arrays for tensors.
@@ -565,24 +577,6 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _param_state(
-    where: Mapping[ExTensor, tuple[_Pack, int]], step_in_state: bool, param: ExTensor, snapshot: bool
-) -> dict[str, Any]:
-    """`param`'s state with torch's keys (``step`` first when kept): live views, or copies."""
-    pack, index = where[param]
-    if pack.steps[index] == 0:
-        return {}
-    result: dict[str, Any] = {}
-    if step_in_state:
-        step = pack.steps[index : index + 1].reshape(())
-        result["step"] = step.copy() if snapshot else step
-    segment = pack.buffer.segment(index)
-    for name, array in pack.state.items():
-        view = array[segment].reshape(param.shape)
-        result[name] = view.copy() if snapshot else view
-    return result
-
-
 class OptimizerState(Mapping[ExTensor, dict[str, Array]]):
     """`optimizer.state`: each parameter's state with torch's keys, as live NumPy views.
 
@@ -593,16 +587,19 @@ class OptimizerState(Mapping[ExTensor, dict[str, Array]]):
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
-        # the optimizer's lookup table, not the optimizer: a reference back to it would be a cycle,
-        # and an optimizer in a cycle is freed only by the garbage collector, not when dropped
+        # a weak reference: a strong one back to the optimizer would be a cycle, and an optimizer
+        # in a cycle is freed only by the garbage collector, not as soon as it is dropped
+        self._optimizer = weakref.ref(optimizer)
         self._where = optimizer._where
-        self._step_in_state = optimizer.step_in_state
 
     def __getitem__(self, param: ExTensor) -> dict[str, Array]:
         if param not in self._where:
             shape = getattr(param, "shape", "?")
             raise KeyError(f"the tensor of shape {shape} is not optimized by this optimizer")
-        return _param_state(self._where, self._step_in_state, param, snapshot=False)
+        optimizer = self._optimizer()
+        if optimizer is None:
+            raise ReferenceError("the optimizer this state belongs to no longer exists")
+        return optimizer._param_state(param, snapshot=False)
 
     def __contains__(self, param: object) -> bool:
         where = self._where.get(param)  # type: ignore[call-overload]
