@@ -23,8 +23,8 @@ kernel; see `adamax.py` or `lion.py` for a short example.
 from __future__ import annotations
 
 import copy
-import weakref
 import itertools
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
