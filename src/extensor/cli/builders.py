@@ -13,20 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extensor.cli.config import RECOMMENDED_LR, ConfigError
+from extensor.cli.config import OPTIMIZER_CLASSES, RECOMMENDED_LR, ConfigError
 from extensor.data import Dataset
 
-#: Each optimizer's class name in `extensor.training.optimizers` and the settings it accepts.
-_OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sgd": ("SGD", ("momentum", "weight_decay", "nesterov", "dampening", "maximize")),
-    "adam": ("Adam", ("betas", "eps", "weight_decay", "amsgrad", "maximize")),
-    "adamw": ("AdamW", ("betas", "eps", "weight_decay", "amsgrad", "maximize")),
-    "rmsprop": ("RMSprop", ("alpha", "eps", "momentum", "weight_decay", "centered", "maximize")),
-    "lars": (
-        "LARS",
-        ("momentum", "weight_decay", "trust_coefficient", "nesterov", "dampening", "eps", "trust_clip"),
-    ),
-}
+#: The hyperparameters with a flag of their own (each also a --config key); any other constructor
+#: argument is given as --optimizer-arg KEY=VALUE.
 _HYPERPARAMETERS = (
     "momentum",
     "betas",
@@ -99,17 +90,48 @@ def resolved_lr(settings: Mapping[str, Any]) -> float:
     return float(lr) if lr is not None else RECOMMENDED_LR[optimizer_kind(settings)]
 
 
+def optimizer_class(name: str) -> Any:
+    """The class `--optimizer NAME` means (ConfigError for a name the CLI does not know)."""
+    from extensor.training import optimizers
+
+    if name not in OPTIMIZER_CLASSES:
+        raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZER_CLASSES)}")
+    return getattr(optimizers, OPTIMIZER_CLASSES[name])
+
+
+def _constructor_arguments(cls: Any) -> dict[str, inspect.Parameter]:
+    """The hyperparameters `cls`'s constructor takes by name (all but `params` and `lr`)."""
+    signature = inspect.signature(cls.__init__)
+    return {
+        key: parameter
+        for key, parameter in signature.parameters.items()
+        if key not in ("self", "params", "lr")
+        and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def _as_default_type(value: Any, default: Any) -> Any:
+    """A --optimizer-arg value in the form of its default: [0.5, 1.2] -> (0.5, 1.2) for a tuple default,
+    4.0 -> 4 for an integer one."""
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    integral = isinstance(default, int) and not isinstance(default, bool)
+    if integral and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def build_optimizer(settings: Mapping[str, Any], parameters: Sequence[Any]) -> Any:
     """The optimizer the settings name, over `parameters`; hyperparameters left None take its defaults.
 
     Raises:
-        ConfigError: a hyperparameter the chosen optimizer does not take (e.g. --betas with sgd).
+        ConfigError: an unknown optimizer, or a hyperparameter it does not take (e.g. --betas with sgd,
+            or an --optimizer-arg key that is not one of its constructor's arguments).
         ValueError: an invalid value, as the optimizer's constructor reports it.
     """
-    from extensor.training import optimizers
-
     name = settings["optimizer"]
-    class_name, accepted = _OPTIMIZERS[name]
+    cls = optimizer_class(name)
+    accepted = _constructor_arguments(cls)
     kwargs: dict[str, Any] = {}
     for key in _HYPERPARAMETERS:
         value = settings.get(key)
@@ -119,7 +141,15 @@ def build_optimizer(settings: Mapping[str, Any], parameters: Sequence[Any]) -> A
             flag = "--" + key.replace("_", "-")
             raise ConfigError(f"{flag} does not apply to {name} (it takes: {', '.join(accepted)})")
         kwargs[key] = tuple(value) if key == "betas" else value
-    return getattr(optimizers, class_name)(list(parameters), lr=resolved_lr(settings), **kwargs)
+    for key, value in (settings.get("optimizer_arg") or {}).items():
+        if key not in accepted:
+            raise ConfigError(
+                f"--optimizer-arg {key} does not apply to {name} (it takes: {', '.join(accepted)})"
+            )
+        if key in kwargs:
+            raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and as --optimizer-arg")
+        kwargs[key] = _as_default_type(value, accepted[key].default)
+    return cls(list(parameters), lr=resolved_lr(settings), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- schedules

@@ -59,8 +59,15 @@ class Option:
         return self.key.replace("_", "-")
 
 
-#: The optimizers `--optimizer` accepts.
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "lars")
+#: The optimizers `--optimizer` accepts: CLI name -> class name in `extensor.training.optimizers`.
+OPTIMIZER_CLASSES: dict[str, str] = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "lars": "LARS",
+}
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
 #: The models `--model` accepts.
 MODELS = ("cnn", "mlp")
 
@@ -192,6 +199,14 @@ OPTIMIZER_OPTIONS: tuple[Option, ...] = (
     Option("maximize", "bool", None, "maximize the objective instead of minimizing", nullable=True),
     Option("trust_coefficient", "float", None, "LARS trust coefficient", minimum=0.0, nullable=True),
     Option("trust_clip", "bool", None, "LARS: clip the trust ratio (LARC)", nullable=True),
+    Option(
+        "optimizer_arg",
+        "table",
+        {},
+        "any other constructor argument of the optimizer, KEY=VALUE, repeatable (e.g. momentum_decay=4e-3; "
+        "a tuple as comma-separated numbers, etas=0.5,1.2)",
+        metavar="KEY=VALUE",
+    ),
 )
 
 # Options of `train` only.
