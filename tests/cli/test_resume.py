@@ -4,8 +4,10 @@ end bit-identical to an uninterrupted run with the same seed — parameters, opt
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import struct
 import subprocess
 import time
 from collections.abc import Callable
@@ -173,3 +175,63 @@ def test_resume_refuses_changed_settings_and_damaged_files(
     for outcome in (changed, truncated, corrupted, missing):
         assert outcome.err.count("\n") == 1 and "Traceback" not in outcome.err
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def _forge(path: Path, header: str, size: int | None = None) -> Path:
+    raw = header.encode()
+    with path.open("wb") as file:
+        file.write(struct.pack("<Q", len(raw)) + raw)
+        if size is not None:
+            file.truncate(size)  # sparse: nothing is written beyond the header
+    return path
+
+
+def test_resume_refuses_hostile_files_in_one_line(
+    run_cli: Callable[..., Outcome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nested JSON, huge tensor claims (truncated or sparse) and a FIFO: one line, exit 2, nothing changed."""
+    from extensor.training import checkpoint as module
+
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    deep = "[" * 100_000 + "]" * 100_000
+    metadata = json.dumps({"format_version": 1, "components": {}, "sha256": ""})
+    huge = 8 * 1024**3
+    claim = json.dumps(
+        {
+            "__metadata__": {"extensor.checkpoint": metadata},
+            "huge": {"dtype": "F64", "shape": [huge // 8], "data_offsets": [0, huge]},
+        }
+    )
+    cases = [
+        (_forge(folder / "checkpoint-00000001.safetensors", deep), "nests more than 100 levels deep"),
+        (
+            _forge(
+                folder / "checkpoint-00000002.safetensors",
+                json.dumps({"__metadata__": {"extensor.checkpoint": deep}}),
+            ),
+            "its metadata nests more than",
+        ),
+        (
+            _forge(folder / "checkpoint-00000003.safetensors", claim),
+            "truncated: tensor 'huge' claims bytes 0..8589934592",
+        ),
+        (
+            _forge(folder / "checkpoint-00000004.safetensors", claim, size=8 + len(claim) + huge),
+            "tensor 'huge' alone 8589934592",
+        ),
+    ]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "checkpoint-00000005.safetensors")
+        cases.append((folder / "checkpoint-00000005.safetensors", "is not a regular file"))
+    monkeypatch.setattr(module, "_memory_budget", lambda: 1024**3)
+    before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in (tmp_path / "run").rglob("*")}
+    for path, message in cases:
+        outcome = run_cli("train", "--resume", str(path))
+        assert outcome.status == 2, outcome.err
+        assert message in outcome.err and str(path) in outcome.err
+        assert outcome.err.count("\n") == 1 and "Traceback" not in outcome.err
+    # the folder itself, whose newest entry is the FIFO (or the sparse file)
+    outcome = run_cli("train", "--resume", str(tmp_path / "run"))
+    assert outcome.status == 2 and outcome.err.count("\n") == 1, outcome.err
+    assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in (tmp_path / "run").rglob("*")} == before

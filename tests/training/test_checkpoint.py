@@ -4,6 +4,7 @@ with nothing changed."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import struct
 from pathlib import Path
@@ -435,3 +436,179 @@ def test_mismatched_objects_are_refused_and_unchanged(tmp_path: Path) -> None:
     attempt(
         m, o, schedulers.CosineAnnealingLR(o, T_max=20), message="2 parameter groups saved|1 parameter groups"
     )
+
+
+# ---------------------------------------------------------------------------------------------- hostile files
+def forge(path: Path, header: dict[str, Any] | str, data: bytes = b"", size: int | None = None) -> Path:
+    """Write a safetensors-shaped file: length, `header` (JSON, or raw text), `data`; then, when
+    `size` is given, make the file that long (sparse: nothing is written beyond `data`)."""
+    raw = (header if isinstance(header, str) else json.dumps(header)).encode()
+    with path.open("wb") as file:
+        file.write(struct.pack("<Q", len(raw)) + raw + data)
+        if size is not None:
+            file.truncate(size)
+    return path
+
+
+def assert_refused(path: Path, match: str) -> None:
+    """Both entry points raise CheckpointError (one line) and leave the targets untouched."""
+    with pytest.raises(CheckpointError, match=match) as caught:
+        read_checkpoint(path)
+    assert "\n" not in str(caught.value)
+    model, optimizer = _untouched_targets()
+    rng_before = xrandom.get_rng_state()
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(path, model=model, optimizer=optimizer)
+    assert model.loads == 0 and optimizer.loads == 0
+    assert model.state["w"].sum() == 0 and optimizer.state == {"untouched": True}
+    assert xrandom.get_rng_state() == rng_before
+
+
+DEEP = 100_000
+
+
+def _metadata(components: str) -> str:
+    return json.dumps({"format_version": 1, "sha256": "0" * 64}).replace(
+        "}", f', "components": {components}}}'
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "[" * DEEP + "]" * DEEP,  # the safetensors header itself
+        '{"a": ' + "[" * DEEP + "]" * DEEP + "}",
+        json.dumps({"__metadata__": {"extensor.checkpoint": "[" * DEEP + "]" * DEEP}}),
+        json.dumps(
+            {"__metadata__": {"extensor.checkpoint": _metadata('{"extra": ' + "[" * DEEP + "]" * DEEP + "}")}}
+        ),
+        json.dumps(
+            {
+                "__metadata__": {
+                    "extensor.checkpoint": _metadata('{"extra": ' + '{"tuple": [' * 5000 + "]}" * 5000 + "}")
+                }
+            }
+        ),
+    ],
+    ids=["header", "header-value", "metadata", "state-list", "state-tuples"],
+)
+def test_deeply_nested_json_is_refused(tmp_path: Path, header: str) -> None:
+    assert_refused(forge(tmp_path / "deep.safetensors", header), "nests more than 100 levels deep")
+
+
+def test_nesting_is_counted_outside_strings_only_and_bounded_on_save(tmp_path: Path) -> None:
+    # Brackets inside strings (even with escaped quotes) are text, not nesting.
+    text = '[\\"' + "[" * 1000 + "{" * 1000
+    path = save_checkpoint(tmp_path / "s.safetensors", extra={"text": text, "deep": [[[[[1]]]]]})
+    assert read_checkpoint(path).extra == {"text": text, "deep": [[[[[1]]]]]}
+    # What could not be read back is never written.
+    deep: Any = 1
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(CheckpointError, match="nests deeper than the 100 levels"):
+        save_checkpoint(tmp_path / "d.safetensors", extra={"deep": deep})
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(CheckpointError, match="nests deeper than the 100 levels"):
+        save_checkpoint(tmp_path / "d.safetensors", extra={"deep": deep})
+    assert not (tmp_path / "d.safetensors").exists()
+
+
+GIB8 = 8 * 1024**3
+
+
+def _huge_header(nbytes: int) -> dict[str, Any]:
+    return {
+        "__metadata__": {"extensor.checkpoint": _metadata("{}")},
+        "small": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        "huge": {"dtype": "F64", "shape": [nbytes // 8], "data_offsets": [8, 8 + nbytes]},
+    }
+
+
+def test_huge_tensor_claims_are_refused_before_anything_is_allocated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extensor.training import checkpoint as module
+
+    # Truncated: the header describes ~8 GiB, the file holds a few bytes.
+    truncated = forge(tmp_path / "truncated.safetensors", _huge_header(GIB8), b"\0" * 16)
+    assert_refused(truncated, r"truncated: tensor 'huge' claims bytes 8\.\.8589934600")
+    # Sparse: the file really is ~8 GiB long, but holes; more than the memory available.
+    raw = json.dumps(_huge_header(GIB8)).encode()
+    sparse = forge(tmp_path / "sparse.safetensors", _huge_header(GIB8), size=8 + len(raw) + 8 + GIB8)
+    monkeypatch.setattr(module, "_memory_budget", lambda: 1024**3)
+    assert_refused(sparse, r"claims 8589934600 bytes of arrays \(tensor 'huge' alone 8589934592\), more than")
+    monkeypatch.undo()
+    # No memory figure is patched here: an 8 TiB sparse file exceeds any machine's memory.
+    huge = 2**43
+    raw = json.dumps(_huge_header(huge)).encode()
+    try:
+        forge(tmp_path / "tera.safetensors", _huge_header(huge), size=8 + len(raw) + 8 + huge)
+    except OSError:
+        pass  # the file system cannot represent it; the 8 GiB cases above still ran
+    else:
+        assert_refused(tmp_path / "tera.safetensors", rf"tensor 'huge' alone {huge}\), more than .* memory")
+
+
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ({"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [8, 16]}, "'x' has shape .* but spans 8"),
+        (
+            {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            "'x' starts at byte 4 .*overlap or leave a gap",
+        ),
+        (
+            {"dtype": "F32", "shape": [1], "data_offsets": [12, 16]},
+            "'x' starts at byte 12 of the array data, expected 8",
+        ),
+        ({"dtype": "F32", "shape": [2], "data_offsets": [12, 8]}, "'x' has malformed data offsets"),
+        ({"dtype": "F32", "shape": [-2], "data_offsets": [8, 16]}, "'x' has a malformed shape"),
+        ({"dtype": "F32", "shape": [2], "data_offsets": [8, 2**70]}, "truncated: tensor 'x' claims"),
+        ({"dtype": "C64", "shape": [1], "data_offsets": [8, 16]}, "'x' has an unsupported dtype 'C64'"),
+        ("not a dict", "'x' has a malformed header entry"),
+    ],
+)
+def test_forged_tensor_entries_are_refused_naming_the_tensor(tmp_path: Path, entry: Any, match: str) -> None:
+    header = {
+        "__metadata__": {"extensor.checkpoint": _metadata("{}")},
+        "first": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        "x": entry,
+    }
+    assert_refused(forge(tmp_path / "forged.safetensors", header, b"\0" * 16), match)
+
+
+def test_json_that_python_cannot_decode_is_refused(tmp_path: Path) -> None:
+    header = {
+        "__metadata__": {"extensor.checkpoint": '{"components": {}, "format_version": 1' + "1" * 5000 + "}"}
+    }
+    assert_refused(forge(tmp_path / "digits.safetensors", header), "its metadata is not valid JSON")
+
+
+def test_anything_but_a_regular_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    import threading
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            load_checkpoint(fifo, model=Holder({"w": np.zeros((4, 3))}))
+        except BaseException as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # unblock it by opening the writing end, then fail
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("reading a FIFO blocked")
+    assert len(outcome) == 1 and isinstance(outcome[0], CheckpointError)
+    assert "is not a regular file" in str(outcome[0])
+    assert_refused(fifo, "is not a regular file")
+    if Path(os.devnull).exists() and os.name == "posix":
+        assert_refused(Path(os.devnull), "is not a regular file")

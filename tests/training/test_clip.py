@@ -273,3 +273,45 @@ def test_clipping_properties(
         ratio = max_norm / (total + 1e-6)
         for param, grad in zip(params, grads, strict=True):
             np.testing.assert_allclose(param.grad, grad * ratio, rtol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["loose", "flat"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("norm_type", [1e-3, 1e-300, 5e-324, 1e-2, 0.1, -1e-3, -1e-300])
+@pytest.mark.parametrize("scale", [3.0, 0.05])
+def test_tiny_orders_give_torchs_number_not_an_overflow(
+    layout: str, dtype: Any, norm_type: float, scale: float
+) -> None:
+    grads = _gradients([dtype] * len(SHAPES), seed=3, scale=scale)
+    params, _ = _ours(grads, layout)
+    tparams = _torch(grads)
+    expected = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).numpy()
+    total = clip_grad_norm(params, 1.0, norm_type=norm_type)
+    assert total.dtype == np.dtype(dtype)
+    if np.isfinite(expected):  # rounding is amplified by 1/|p| in the root
+        np.testing.assert_allclose(total, expected, rtol=min(TOLERANCE[dtype] / abs(norm_type), 0.1), atol=0)
+    else:
+        assert total == expected
+    _assert_grads(params, tparams, TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("norm_type", [1e-3, 1e-300])
+@pytest.mark.parametrize(
+    "values", [[[3.0]], [[0.0, 3.0]], [[3.0], [0.0]], [[0.5], [0.25]], [[0.0, 0.0]], [[0.0], [0.0]]]
+)
+def test_tiny_orders_on_small_gradients_match_torch(
+    dtype: Any, norm_type: float, values: list[list[float]]
+) -> None:
+    """One element is its magnitude; an order below float32's range rounds to 0 in float32 (inf)."""
+    grads = [np.array(v, dtype) for v in values]
+    params = [ExTensor(np.zeros(g.shape, dtype), requires_grad=True) for g in grads]
+    tparams = [torch.zeros(g.shape, dtype=TORCH_DTYPE[dtype], requires_grad=True) for g in grads]
+    for param, tparam, grad in zip(params, tparams, grads, strict=True):
+        param.grad, tparam.grad = grad.copy(), torch.from_numpy(grad.copy())
+    expected = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).numpy()
+    total = grad_norm(params, norm_type)
+    if np.isfinite(expected):
+        np.testing.assert_allclose(total, expected, rtol=1e-4, atol=0)
+    else:
+        assert total == expected

@@ -19,6 +19,10 @@ Writing is atomic: the bytes go to a temporary file in the destination folder, w
 fsync'ed and renamed over the destination, then the folder itself is fsync'ed. A crash at any
 moment leaves either the previous file or the new one, never half of one.
 
+Reading refuses anything that is not a regular file (a FIFO or device is never waited on) and
+bounds the header's size and JSON nesting and every tensor's byte range — against the file's
+real size and the memory available — before anything is decoded, allocated or read.
+
 Loading validates everything first — the file's integrity, the digest, and that every array fits
 the model, optimizer and scheduler it is loaded into — and only then writes; should an object's
 own `load_state_dict` still refuse, the objects already loaded are rolled back. On any error the
@@ -30,8 +34,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import re
+import stat
 import struct
 import time
 from collections.abc import Iterator, Mapping
@@ -50,6 +56,25 @@ FORMAT_VERSION = 1
 #: The suffix of checkpoint files.
 SUFFIX = ".safetensors"
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: The deepest nesting of JSON arrays/objects accepted in a header or in the metadata; deeper
+#: structures are refused before decoding (the JSON decoder and `_decode` recurse).
+_MAX_JSON_DEPTH = 100
+#: safetensors dtype names -> little-endian NumPy dtypes (the kinds `_Encoder` writes).
+_DTYPES = {
+    "BOOL": np.dtype("|b1"),
+    "U8": np.dtype("|u1"),
+    "I8": np.dtype("|i1"),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+}
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _COMPONENTS = ("model", "optimizer", "scheduler", "extra")
 
 
@@ -125,6 +150,39 @@ def _show(path: tuple[str, ...]) -> str:
     return "/".join(path) if path else "the top level"
 
 
+def _json_depth(text: str) -> int:
+    """How deeply arrays/objects nest in the JSON `text` (never less than the truth), without recursion.
+
+    When the text opens no more brackets than the limit, that count is returned at once. Otherwise
+    strings are removed (brackets inside them do not count) and what is left is counted in linear
+    time. Invalid JSON can only be over-estimated, which is harmless: it is refused anyway.
+    """
+    if text.count("[") + text.count("{") <= _MAX_JSON_DEPTH:
+        return text.count("[") + text.count("{")  # an upper bound, enough to accept quickly
+    structure = _STRING.sub("", text).encode("utf-8", "surrogatepass")
+    codes = np.frombuffer(structure, dtype=np.uint8)
+    deepest, level = 0, 0
+    for start in range(0, codes.size, 1 << 20):
+        chunk = codes[start : start + (1 << 20)]
+        steps = (chunk == ord("[")).astype(np.int64) + (chunk == ord("{"))
+        steps -= (chunk == ord("]")).astype(np.int64) + (chunk == ord("}"))
+        levels = level + np.cumsum(steps)
+        if levels.size:
+            deepest, level = max(deepest, int(levels.max())), int(levels[-1])
+    return deepest
+
+
+def _parse_json(text: str, where: str, what: str) -> Any:
+    """`json.loads(text)` with its nesting bounded first; CheckpointError naming `what` otherwise."""
+    depth = _json_depth(text)
+    if depth > _MAX_JSON_DEPTH:
+        raise CheckpointError(f"{where} is corrupted: {what} nests more than {_MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, or e.g. an integer of 10**5 digits
+        raise CheckpointError(f"{where} is corrupted: {what} is not valid JSON") from None
+
+
 def _decode(node: Any, arrays: Mapping[str, np.ndarray[Any, Any]], used: set[str], where: str) -> Any:
     """Invert `_Encoder.encode`, taking arrays from `arrays` and recording which were used."""
     if node is None or isinstance(node, (bool, int, float, str)):
@@ -136,8 +194,9 @@ def _decode(node: Any, arrays: Mapping[str, np.ndarray[Any, Any]], used: set[str
         if tag in ("array", "scalar") and isinstance(body, str):
             if body not in arrays:
                 raise CheckpointError(f"{where}: the metadata refers to a missing array {body!r}")
+            # each array was read into its own fresh buffer: only a second use needs a copy
+            array = np.array(arrays[body], copy=True) if body in used else arrays[body]
             used.add(body)
-            array = np.array(arrays[body], copy=True)  # loaded buffers are read-only
             return array[()] if tag == "scalar" else array
         if tag == "tuple" and isinstance(body, list):
             return tuple(_decode(item, arrays, used, where) for item in body)
@@ -160,7 +219,7 @@ def _digest(arrays: Mapping[str, np.ndarray[Any, Any]], metadata: Mapping[str, A
     for name in sorted(arrays):
         array = arrays[name]
         h.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
-        h.update(np.ascontiguousarray(array).tobytes())
+        h.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)  # no copy of the bytes
     return h.hexdigest()
 
 
@@ -195,15 +254,20 @@ def encode_checkpoint(
     encoder = _Encoder()
     components: dict[str, Any] = {}
     classes: dict[str, str] = {}
-    for name, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
-        if obj is None:
-            continue
-        if not callable(getattr(obj, "state_dict", None)):
-            raise CheckpointError(f"{name} must have a state_dict() method, got {type(obj).__name__}")
-        components[name] = encoder.encode(obj.state_dict(), (name,))
-        classes[name] = _class_name(obj)
-    if extra is not None:
-        components["extra"] = encoder.encode(dict(extra), ("extra",))
+    try:
+        for name, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
+            if obj is None:
+                continue
+            if not callable(getattr(obj, "state_dict", None)):
+                raise CheckpointError(f"{name} must have a state_dict() method, got {type(obj).__name__}")
+            components[name] = encoder.encode(obj.state_dict(), (name,))
+            classes[name] = _class_name(obj)
+        if extra is not None:
+            components["extra"] = encoder.encode(dict(extra), ("extra",))
+    except RecursionError:
+        raise CheckpointError(
+            f"cannot store the state: it nests deeper than the {_MAX_JSON_DEPTH} levels a checkpoint allows"
+        ) from None
     metadata = {
         "format_version": FORMAT_VERSION,
         "library": "extensor",
@@ -218,6 +282,12 @@ def encode_checkpoint(
         header = json.dumps(metadata, allow_nan=True)
     except (TypeError, ValueError) as error:  # e.g. an rng state that is not JSON-able
         raise CheckpointError(f"the checkpoint metadata is not JSON-serialisable: {error}") from None
+    except RecursionError:
+        header = "[" * (_MAX_JSON_DEPTH + 1)  # refused just below
+    if _json_depth(header) > _MAX_JSON_DEPTH:  # read_checkpoint would refuse such a file
+        raise CheckpointError(
+            f"cannot store the state: it nests deeper than the {_MAX_JSON_DEPTH} levels a checkpoint allows"
+        )
     from safetensors.numpy import save
 
     return bytes(save(encoder.arrays, metadata={METADATA_KEY: header}))
@@ -286,69 +356,216 @@ class Checkpoint:
         }
 
 
+def _memory_budget() -> int | None:
+    """Bytes of memory this process can still use (MemAvailable, capped by a cgroup v2 limit),
+    or None where that cannot be told."""
+    budget: int | None = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    budget = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+            room = max(int(limit) - used, 0)
+            budget = room if budget is None else min(budget, room)
+    except (OSError, ValueError):
+        pass
+    if budget is None and hasattr(os, "sysconf"):
+        try:
+            budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (OSError, ValueError):
+            budget = None
+    return budget
+
+
+@dataclass(frozen=True)
+class _TensorEntry:
+    name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+def _tensor_entries(header: dict[str, Any], where: str, payload: int) -> list[_TensorEntry]:
+    """The header's tensors, each checked — dtype, shape, byte range — against the `payload`
+    bytes the file really holds after its header, in file order; nothing is allocated."""
+    entries: list[_TensorEntry] = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        what = f"{where} is corrupted: tensor {name[:80]!r}"
+        if not isinstance(info, dict):
+            raise CheckpointError(f"{what} has a malformed header entry")
+        dtype_name = info.get("dtype")
+        dtype = _DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
+        if dtype is None:
+            raise CheckpointError(f"{what} has an unsupported dtype {str(info.get('dtype'))[:20]!r}")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not (
+            isinstance(shape, list)
+            and len(shape) <= 64
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        ):
+            raise CheckpointError(f"{what} has a malformed shape {str(shape)[:40]}")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in offsets)
+            and offsets[0] <= offsets[1]
+        ):
+            raise CheckpointError(f"{what} has malformed data offsets {str(offsets)[:60]}")
+        begin, end = offsets
+        if end > payload:
+            raise CheckpointError(
+                f"{where} is truncated: tensor {name[:80]!r} claims bytes {begin}..{end} of array data, "
+                f"the file holds {payload}"
+            )
+        size = dtype.itemsize * math.prod(shape)
+        if end - begin != size:
+            raise CheckpointError(
+                f"{what} has shape {tuple(shape)} of {dtype.name} ({size} bytes) "
+                f"but spans {end - begin} bytes"
+            )
+        entries.append(_TensorEntry(name, dtype, tuple(shape), begin, end))
+    entries.sort(key=lambda entry: (entry.begin, entry.end))
+    position = 0
+    for entry in entries:
+        if entry.begin != position:
+            raise CheckpointError(
+                f"{where} is corrupted: tensor {entry.name[:80]!r} starts at byte {entry.begin} of the array "
+                f"data, expected {position} (tensors overlap or leave a gap)"
+            )
+        position = entry.end
+    if position != payload:
+        state = "truncated" if payload < position else "corrupted (trailing bytes)"
+        raise CheckpointError(
+            f"{where} is {state}: its arrays need {position} bytes, the file holds {payload}"
+        )
+    return entries
+
+
+def _read_exactly(file: Any, view: memoryview, where: str) -> None:
+    """Fill `view` from `file`; CheckpointError when the file ends first (it shrank meanwhile)."""
+    done = 0
+    while done < len(view):
+        count = file.readinto(view[done:])
+        if not count:
+            raise CheckpointError(f"{where} is truncated: it ended while being read")
+        done += count
+
+
+def _open_regular(source: Path, where: str) -> tuple[int, int]:
+    """Open `source` for reading without ever blocking; refuse anything but a regular file.
+
+    Returns the descriptor and the file's size (from the opened file itself)."""
+    try:
+        info = os.stat(source)
+    except FileNotFoundError:
+        raise CheckpointError(f"{where} does not exist") from None
+    except OSError as error:
+        raise CheckpointError(f"{where} cannot be read: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{where} is a folder, expected a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(
+            f"{where} is not a regular file (a FIFO, socket or device), expected a checkpoint file"
+        )
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(source, flags)
+    except OSError as error:
+        raise CheckpointError(f"{where} cannot be read: {error.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # replaced between the stat and the open
+        os.close(fd)
+        raise CheckpointError(
+            f"{where} is not a regular file (a FIFO, socket or device), expected a checkpoint file"
+        )
+    return fd, info.st_size
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read and verify a checkpoint file without loading it into anything.
 
-    Raises `CheckpointError` for a missing, truncated or corrupted file, a digest mismatch, or a
-    file that is not an extensor checkpoint.
+    Raises `CheckpointError` for a missing, truncated or corrupted file, a digest mismatch, a
+    file that is not an extensor checkpoint, or anything that is not a regular file (a FIFO or
+    a device is refused without being waited on). Everything the header claims — its own size
+    and nesting, every tensor's dtype, shape and byte range — is checked against the file's real
+    size (and the memory available) before any array is allocated or read.
     """
     source = Path(path)
     where = f"checkpoint {str(source)!r}"
-    try:
-        data = source.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{where} does not exist") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{where} is a folder, expected a checkpoint file") from None
-    except OSError as error:
-        raise CheckpointError(f"{where} cannot be read: {error.strerror}") from None
-    if len(data) < 8:
-        raise CheckpointError(f"{where} is truncated: {len(data)} bytes, too short for a safetensors header")
-    (header_length,) = struct.unpack("<Q", data[:8])
-    if header_length > min(_MAX_HEADER_BYTES, len(data) - 8):
+    fd, file_size = _open_regular(source, where)
+    with os.fdopen(fd, "rb", buffering=0) as file:
+        try:
+            return _read_open(file, file_size, source, where)
+        except OSError as error:
+            raise CheckpointError(f"{where} cannot be read: {error.strerror or error}") from None
+
+
+def _read_open(file: Any, file_size: int, source: Path, where: str) -> Checkpoint:
+    """`read_checkpoint` of an opened regular file of `file_size` bytes."""
+    if file_size < 8:
+        raise CheckpointError(f"{where} is truncated: {file_size} bytes, too short for a safetensors header")
+    prefix = bytearray(8)
+    _read_exactly(file, memoryview(prefix), where)
+    (header_length,) = struct.unpack("<Q", prefix)
+    if header_length > min(_MAX_HEADER_BYTES, file_size - 8):
         raise CheckpointError(
             f"{where} is truncated or corrupted: its header claims {header_length} bytes but the file has "
-            f"{len(data) - 8} after the length field"
+            f"{file_size - 8} after the length field"
         )
+    raw_header = bytearray(header_length)
+    _read_exactly(file, memoryview(raw_header), where)
     try:
-        header = json.loads(data[8 : 8 + header_length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header_text = raw_header.decode("utf-8")
+    except UnicodeDecodeError:
         raise CheckpointError(f"{where} is corrupted: its safetensors header is not valid JSON") from None
+    header = _parse_json(header_text, where, "its safetensors header")
     if not isinstance(header, dict):
         raise CheckpointError(f"{where} is corrupted: its safetensors header is not a JSON object")
-    entries = {k: v for k, v in header.items() if k != "__metadata__"}
-    try:
-        data_end = max((int(v["data_offsets"][1]) for v in entries.values()), default=0)
-    except (TypeError, KeyError, IndexError, ValueError):
-        raise CheckpointError(f"{where} is corrupted: malformed tensor entries in its header") from None
-    payload = len(data) - 8 - header_length
-    if payload != data_end:
-        state = "truncated" if payload < data_end else "corrupted (trailing bytes)"
-        raise CheckpointError(
-            f"{where} is {state}: its arrays need {data_end} bytes, the file holds {payload}"
-        )
-    raw_meta = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    payload = file_size - 8 - header_length
+    entries = _tensor_entries(header, where, payload)
+    metadata = header.get("__metadata__")
+    raw_meta = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
     if not isinstance(raw_meta, str):
         raise CheckpointError(
             f"{where} is a safetensors file but not an extensor checkpoint (no {METADATA_KEY!r})"
         )
-    try:
-        meta = json.loads(raw_meta)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{where} is corrupted: its metadata is not valid JSON") from None
+    meta = _parse_json(raw_meta, where, "its metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("components"), dict):
         raise CheckpointError(f"{where} is corrupted: its metadata lacks the components table")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"{where} has format version {meta.get('format_version')!r}; "
+            f"{where} has format version {str(meta.get('format_version'))[:20]!r}; "
             f"this extensor reads version {FORMAT_VERSION}"
         )
-    from safetensors.numpy import load
-
+    budget = _memory_budget()
+    if budget is not None and payload > budget and entries:
+        largest = max(entries, key=lambda entry: entry.end - entry.begin)
+        raise CheckpointError(
+            f"{where} claims {payload} bytes of arrays (tensor {largest.name[:80]!r} alone "
+            f"{largest.end - largest.begin}), more than the {budget} bytes of memory available"
+        )
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
     try:
-        arrays = load(data)
-    except Exception as error:  # safetensors raises its own error type for every structural problem
-        raise CheckpointError(f"{where} is corrupted: {error}") from None
+        for entry in entries:
+            array = np.empty(entry.shape, dtype=entry.dtype)
+            _read_exactly(file, array.reshape(-1).view(np.uint8).data, where)
+            arrays[entry.name] = array
+    except MemoryError:
+        raise CheckpointError(
+            f"{where}: not enough memory to read tensor {entry.name[:80]!r} ({entry.end - entry.begin} bytes)"
+        ) from None
     if _digest(arrays, meta) != meta.get("sha256"):
         raise CheckpointError(
             f"{where} is corrupted: its contents do not match the SHA-256 digest stored with them"
@@ -368,6 +585,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if not isinstance(extra, dict):
         raise CheckpointError(f"{where} is corrupted: its extra values are not a dict")
     classes = meta.get("classes") or {}
+    created = meta.get("created", 0.0)
+    if not isinstance(classes, dict) or isinstance(created, bool) or not isinstance(created, (int, float)):
+        raise CheckpointError(f"{where} is corrupted: malformed classes or creation time in its metadata")
     return Checkpoint(
         path=source,
         model=decoded.get("model"),
@@ -377,7 +597,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         classes={str(k): str(v) for k, v in classes.items()},
         rng_state=meta.get("rng_state"),
         version=str(meta.get("version", "unknown")),
-        created=float(meta.get("created", 0.0)),
+        created=float(created),
     )
 
 

@@ -5,7 +5,9 @@ The numbers are those of ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_
 * the total norm of order p is the p-norm of the per-tensor p-norms of the gradients that exist
   (None gradients are skipped), i.e. ``(sum over every element |g| ** p) ** (1 / p)`` for finite
   p != 0, the largest ``|g|`` for inf, the smallest for -inf, and — for p = 0, as torch computes
-  it — the number of tensors whose gradient has a non-zero element;
+  it — the number of tensors whose gradient has a non-zero element. Orders other than 1 and 2
+  follow torch's two stages literally (see `_p_norm`), so a tiny order such as 1e-3 or 1e-300
+  gives torch's inf rather than an OverflowError;
 * every gradient is multiplied by ``min(max_norm / (total_norm + 1e-6), 1)``, in its own dtype.
 
 Gradients living in an optimizer's flat buffer are reduced and scaled as a few long runs
@@ -189,7 +191,31 @@ def _norm_of_runs(runs: list[Array], params: list[ExTensor], order: float) -> fl
         return math.fsum(_reduction(run, _SUM_ABS) for run in runs)
     if order == 2:
         return math.sqrt(math.fsum(_reduction(run, _SUM_SQUARES) for run in runs))
-    return float(math.fsum(_reduction(run, _SUM_ABS_POW, order) for run in runs) ** (1.0 / order))
+    # Any other order: torch's two stages, the norm of the per-tensor norms (tensor boundaries
+    # matter here, so the gradients are taken tensor by tensor rather than as runs).
+    tensors = [g for g in (p.grad for p in params) if g is not None]
+    with np.errstate(over="ignore"):  # a per-tensor norm beyond its dtype's range is inf
+        norms = [g.dtype.type(_p_norm(g.reshape(-1), order, g.dtype)) for g in tensors]
+    dtype = _result_dtype(tensors)
+    return _p_norm(np.array(norms, dtype=dtype), order, dtype)
+
+
+def _p_norm(values: Array, order: float, dtype: np.dtype[Any]) -> float:
+    """torch 2.13's ``vector_norm(values, order)`` of a 1-D array, for a finite order other
+    than 0, 1 and 2, as a float64 (the caller casts it to `dtype`).
+
+    As torch does: one element gives its magnitude; otherwise ``(sum |x| ** p) ** (1 / p)`` with p
+    rounded to the dtype torch computes in (float32 for float16/float32 data, so an order below
+    float32's smallest subnormal becomes 0, every ``|x| ** 0`` is 1 and the root an infinite
+    power). The root saturates to inf or 0 instead of raising OverflowError: an order like 1e-3
+    or 1e-300 gives inf whenever the sum exceeds 1, exactly torch's number.
+    """
+    if values.size == 1:
+        return abs(float(values[0]))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        p = np.float64(np.float64(order).astype(np.float64 if dtype == np.float64 else np.float32))
+        total = np.float64(_reduction(values, _SUM_ABS_POW, float(p)))
+        return float(np.power(total, np.float64(1.0) / p))
 
 
 def _result_dtype(runs: list[Array]) -> np.dtype[Any]:
@@ -215,7 +241,8 @@ def grad_norm(
 
 def _total_norm(params: list[ExTensor], runs: list[Array], order: float, error_if_nonfinite: bool) -> Array:
     """`grad_norm` on checked arguments, the gradients already gathered into `runs`."""
-    total = np.asarray(_norm_of_runs(runs, params, order), dtype=_result_dtype(runs))
+    with np.errstate(over="ignore"):  # a norm beyond the dtype's range is inf, as in torch
+        total = np.asarray(_norm_of_runs(runs, params, order), dtype=_result_dtype(runs))
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(
             f"The total norm of order {order} for gradients from `parameters` is non-finite ({total}), "
