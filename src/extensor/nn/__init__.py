@@ -19,6 +19,8 @@ from extensor.nn.module import IncompatibleKeys, Module
 from extensor.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from extensor.nn.parameter import Parameter
 from extensor.nn.pooling import AvgPool2d, MaxPool2d
+from extensor.nn.sparse import Embedding
+from extensor.nn.transformer import MultiheadAttention, TransformerBlock
 
 __all__ = [
     "GELU",
@@ -29,6 +31,7 @@ __all__ = [
     "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Embedding",
     "Flatten",
     "Identity",
     "IncompatibleKeys",
@@ -39,12 +42,14 @@ __all__ = [
     "MaxPool2d",
     "Module",
     "ModuleList",
+    "MultiheadAttention",
     "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "TransformerBlock",
     "functional",
     "init",
 ]

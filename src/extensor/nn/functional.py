@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from extensor.autograd.function import as_tensor
+from extensor.autograd.ops.attention import embedding, scaled_dot_product_attention
 from extensor.autograd.ops.conv import conv2d
 from extensor.autograd.ops.dropout import dropout
 from extensor.autograd.ops.linear import linear
@@ -55,6 +56,7 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "embedding",
     "gelu",
     "layer_norm",
     "linear",
@@ -62,6 +64,7 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "softmax",
     "tanh",

@@ -3,6 +3,7 @@
 from extensor.autograd.ops import (
     activation,
     arithmetic,
+    attention,
     comparison,
     conv,
     dropout,
@@ -18,6 +19,7 @@ from extensor.autograd.ops import (
 __all__ = [
     "activation",
     "arithmetic",
+    "attention",
     "comparison",
     "conv",
     "dropout",
