@@ -12,6 +12,10 @@ The semantics are those of `torch.optim.lr_scheduler.LRScheduler` in PyTorch 2.1
   optimizer); the values are those torch produces, floating-point rounding included.
 * ``step(epoch)`` (deprecated in torch, still supported there) jumps to ``epoch`` using the
   scheduler's closed form when it has one, and warns.
+* The first ``step()`` after construction warns (torch's UserWarning, same text) when the
+  optimizer has not stepped yet: the schedule's first value would be skipped. The optimizer is
+  watched as torch does, by a hook on the instance that marks ``optimizer._opt_called`` (see
+  `watch_first_step`).
 * ``get_last_lr()`` returns the rates of the last step; ``state_dict()``/``load_state_dict()``
   save and restore everything but the optimizer, as JSON-able Python values.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -36,6 +41,61 @@ EPOCH_DEPRECATION_WARNING = (
     "jumps to that epoch with its closed form where it has one instead of its chainable form. "
     "Call `scheduler.step()` without arguments instead."
 )
+
+#: torch 2.13's warning when the first ``scheduler.step()`` comes before any ``optimizer.step()``.
+STEP_ORDER_WARNING = (
+    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
+    "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
+    "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
+    "will result in PyTorch skipping the first value of the learning rate schedule. "
+    "See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
+)
+
+
+class _FirstStepWatch:
+    """Stands in for an optimizer's ``_step_pack`` until its first call, which marks the optimizer
+    as stepped (``_opt_called = True``, torch's attribute), puts the real method back and runs it.
+
+    ``_step_pack`` rather than ``step``: every update goes through it, including the distributed
+    `ShardedOptimizer`'s, which steps the wrapped optimizer's packs without calling its ``step``.
+    After the first call nothing is left on the hot path. The watch holds the optimizer weakly
+    (a strong reference from the optimizer's own attribute would be a reference cycle); a deep
+    copy of the optimizer gets a watch of the copy.
+    """
+
+    __slots__ = ("_optimizer", "_previous")
+
+    def __init__(self, optimizer: Optimizer, previous: Any = None) -> None:
+        self._optimizer = weakref.ref(optimizer)
+        self._previous = previous  # an instance-level `_step_pack` installed before the watch
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        optimizer = self._optimizer()
+        if optimizer is None:
+            raise ReferenceError("the optimizer this step watch belongs to no longer exists")
+        optimizer._opt_called = True  # type: ignore[attr-defined]
+        if self._previous is None:
+            optimizer.__dict__.pop("_step_pack", None)
+        else:
+            optimizer.__dict__["_step_pack"] = self._previous
+        return optimizer._step_pack(*args, **kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _FirstStepWatch:
+        copied = memo.get(id(self._optimizer()))
+        if copied is None:
+            return self
+        return _FirstStepWatch(copied, copy.deepcopy(self._previous, memo))
+
+
+def watch_first_step(optimizer: Optimizer) -> None:
+    """Make `optimizer` record its first step in ``optimizer._opt_called`` (idempotent, as torch)."""
+    if getattr(optimizer, "_opt_called", False):
+        return
+    installed = optimizer.__dict__.get("_step_pack")
+    if isinstance(installed, _FirstStepWatch):
+        return
+    optimizer.__dict__["_step_pack"] = _FirstStepWatch(optimizer, installed)
 
 
 def require_optimizer(optimizer: object) -> Optimizer:
@@ -191,6 +251,7 @@ class LRScheduler:
         self.optimizer = optimizer
         self.base_lrs = group_values(optimizer, "initial_lr")
         self.last_epoch = last_epoch
+        watch_first_step(optimizer)
         self._initial_step()
 
     # ---------------------------------------------------------------------------- stepping
@@ -206,12 +267,18 @@ class LRScheduler:
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or, deprecated, jump to `epoch`) and write the new lrs into the groups.
 
+        Warns (UserWarning, torch's text) on the first call after construction if the optimizer
+        has not stepped yet: call ``optimizer.step()`` before ``scheduler.step()``.
+
         Raises:
             ValueError: the schedule has no value there (e.g. OneCycleLR stepped past
                 ``total_steps``), or `epoch` is negative. Nothing is changed then.
         """
         if epoch is not None:
             epoch = self._check_epoch(epoch)
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn(STEP_ORDER_WARNING, UserWarning, stacklevel=2)
+        if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
         self._step_count += 1
         try:
