@@ -19,11 +19,15 @@ from extensor.nn.module import IncompatibleKeys, Module
 from extensor.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from extensor.nn.parameter import Parameter
 from extensor.nn.pooling import AvgPool2d, MaxPool2d
+from extensor.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 from extensor.nn.sparse import Embedding
 from extensor.nn.transformer import MultiheadAttention, TransformerBlock
 
 __all__ = [
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AvgPool2d",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
@@ -33,8 +37,10 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "Identity",
     "IncompatibleKeys",
+    "LSTMCell",
     "LayerNorm",
     "Linear",
     "LogSoftmax",
@@ -44,6 +50,8 @@ __all__ = [
     "ModuleList",
     "MultiheadAttention",
     "Parameter",
+    "RNNBase",
+    "RNNCell",
     "ReLU",
     "Sequential",
     "Sigmoid",

@@ -12,6 +12,7 @@ from extensor.autograd.ops import (
     loss,
     normalization,
     pooling,
+    recurrent,
     reduction,
     shape,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "loss",
     "normalization",
     "pooling",
+    "recurrent",
     "reduction",
     "shape",
 ]
