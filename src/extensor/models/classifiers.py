@@ -1,4 +1,4 @@
-"""Ready-made classifiers for the built-in data: an MLP and a LeNet-5-style CNN, built from `extensor.nn`.
+"""Classifiers for the built-in data: an MLP and a LeNet-5-style CNN, built from `extensor.nn`.
 
 `build_model(name, input_shape, num_classes)` picks the network for an input shape:
 
