@@ -321,3 +321,94 @@ def test_averaged_copy_is_independent_and_buffers_follow_the_model() -> None:
     np.testing.assert_array_equal(averaged.module[1].running_mean.data, np.full(3, 2.0))
     assert int(averaged.module[1].num_batches_tracked.data) == 4
     assert isinstance(averaged.n_averaged, ExTensor) and averaged.n_averaged.dtype == np.int64
+
+
+# ------------------------------------------------------------------------------------------- SWALR
+def twin_optimizers(lrs: tuple[float, float] = (0.1, 0.02)) -> tuple[SGD, torch.optim.SGD]:
+    sizes = zip((2, 3), lrs, strict=True)
+    ours = SGD([{"params": [ExTensor(np.zeros(n), requires_grad=True)], "lr": lr} for n, lr in sizes], lr=0.5)
+    theirs = torch.optim.SGD(
+        [
+            {"params": [torch.zeros(n, requires_grad=True)], "lr": lr}
+            for n, lr in zip((2, 3), lrs, strict=True)
+        ],
+        lr=0.5,
+    )
+    return ours, theirs
+
+
+def lrs_of(optimizer: Any) -> list[float]:
+    return [group["lr"] for group in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+@pytest.mark.parametrize("anneal_epochs", [0, 1, 7, 10])
+@pytest.mark.parametrize("swa_lr", [0.05, [0.005, 0.3]], ids=["one", "per_group"])
+def test_swalr_curve_matches_torch(strategy: str, anneal_epochs: int, swa_lr: Any) -> None:
+    from extensor.training.schedulers import CosineAnnealingLR
+    from extensor.training.schedulers.swa import SWALR
+
+    ours, theirs = twin_optimizers()
+    cosine = CosineAnnealingLR(ours, T_max=40)
+    their_cosine = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=40)
+    scheduler = SWALR(ours, swa_lr=swa_lr, anneal_epochs=anneal_epochs, anneal_strategy=strategy)
+    their_scheduler = swa_utils.SWALR(
+        theirs, swa_lr=swa_lr, anneal_epochs=anneal_epochs, anneal_strategy=strategy
+    )
+    assert lrs_of(ours) == lrs_of(theirs)
+    assert [g["swa_lr"] for g in ours.param_groups] == [g["swa_lr"] for g in theirs.param_groups]
+    for epoch in range(30):
+        ours.step()
+        theirs.step()
+        if epoch < 5:  # the usual recipe: another schedule first, then SWALR
+            cosine.step()
+            their_cosine.step()
+        else:
+            scheduler.step()
+            their_scheduler.step()
+        assert lrs_of(ours) == lrs_of(theirs), f"epoch {epoch}"
+        assert scheduler.get_last_lr() == their_scheduler.get_last_lr()
+        if epoch == 12:  # a state dict round trip continues identically
+            state = scheduler.state_dict()
+            assert set(state) == set(their_scheduler.state_dict()), "state keys differ from torch's"
+            saved = ours.state_dict()["param_groups"]  # lr, swa_lr, initial_lr live in the groups
+            restored = SWALR(ours, swa_lr=0.9, anneal_epochs=3, anneal_strategy="linear")
+            restored.load_state_dict(state)
+            scheduler = restored
+            for group, old in zip(ours.param_groups, saved, strict=True):
+                group.update({key: value for key, value in old.items() if key != "params"})
+    assert scheduler.anneal_func(0.5) == their_scheduler.anneal_func(0.5)
+
+
+def test_swalr_refuses_bad_arguments_before_writing() -> None:
+    from extensor.training.schedulers.swa import SWALR
+
+    ours, theirs = twin_optimizers()
+    for kwargs, error, match in (
+        (
+            {"anneal_strategy": "cosine"},
+            ValueError,
+            "anneal_strategy must be one of 'cos' or 'linear', instead got",
+        ),
+        ({"anneal_epochs": -1}, ValueError, "anneal_epochs must be equal or greater than 0, got -1"),
+        ({"anneal_epochs": 2.5}, ValueError, "anneal_epochs must be equal or greater than 0"),
+        ({"swa_lr": -0.1}, ValueError, "swa_lr must be a learning rate >= 0"),
+        ({"swa_lr": [0.1]}, ValueError, "swa_lr must have the same length as optimizer.param_groups"),
+        ({"swa_lr": [0.1, -1.0]}, ValueError, r"swa_lr\[1\]"),
+        ({"swa_lr": "0.1"}, TypeError, "swa_lr must be a real number"),
+    ):
+        arguments = {"swa_lr": 0.05, **kwargs}
+        with pytest.raises(error, match=match):
+            SWALR(ours, **arguments)
+        assert all("swa_lr" not in group and "initial_lr" not in group for group in ours.param_groups)
+    with pytest.raises(ValueError, match="anneal_strategy must be one of"):  # torch's type and wording
+        swa_utils.SWALR(theirs, swa_lr=0.05, anneal_strategy="cosine")
+    with pytest.raises(TypeError, match="not an Optimizer"):
+        SWALR(theirs, swa_lr=0.05)  # type: ignore[arg-type]
+    scheduler = SWALR(ours, swa_lr=0.05)
+    state = scheduler.state_dict()
+    with pytest.raises(ValueError, match="anneal_strategy"):
+        scheduler.load_state_dict({**state, "_anneal_strategy": "step"})
+    with pytest.raises(ValueError, match="anneal_epochs"):
+        scheduler.load_state_dict({**state, "anneal_epochs": -3})
+    assert scheduler.state_dict() == state
