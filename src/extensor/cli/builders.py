@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from extensor.cli.config import OPTIMIZER_CLASSES, RECOMMENDED_LR, ConfigError
+from extensor.cli.tasks import TASKS
 from extensor.data import Dataset
 
 #: The hyperparameters with a flag of their own (each also a --config key); any other constructor
@@ -34,23 +35,39 @@ _HYPERPARAMETERS = (
 )
 
 
+#: The models that read token ids (the others classify images or feature vectors).
+LANGUAGE_MODELS = ("gpt", "lstm")
+
+
 @dataclass
 class Data:
-    """The train and test splits of a dataset, with the shape of one sample and the class count."""
+    """The train and test splits of a dataset, with the shape of one sample and the class count.
+
+    For text (`language`), samples are windows of character ids, the "classes" are the
+    vocabulary and the test split is the validation text.
+    """
 
     name: str
     train: Dataset
     test: Dataset
     input_shape: tuple[int, ...]
     num_classes: int
+    language: bool = False
 
 
-def load_data(spec: str, seed: int = 0) -> Data:
-    """The dataset named by `spec`: ``digits``, ``spirals`` or ``idx:PATH`` (a folder of MNIST IDX files)."""
-    from extensor.data.datasets import MNIST, Digits, Spirals
+def load_data(spec: str, seed: int = 0, block_size: int = 64) -> Data:
+    """The dataset named by `spec`: ``digits``, ``spirals``, ``shakespeare`` (windows of `block_size`
+    characters) or ``idx:PATH`` (a folder of MNIST IDX files)."""
+    from extensor.data.datasets import MNIST, Digits, Spirals, TinyShakespeare
 
     train: Any
     test: Any
+    if spec == "shakespeare":
+        try:
+            train, test = TinyShakespeare("train", block_size), TinyShakespeare("val", block_size)
+        except ValueError as error:
+            raise ConfigError(f"--block-size {block_size}: {error}") from None
+        return Data(spec, train, test, (train.block_size,), len(train.vocabulary), language=True)
     if spec == "digits":
         train, test = Digits(train=True), Digits(train=False)
     elif spec == "spirals":
@@ -69,11 +86,35 @@ def load_data(spec: str, seed: int = 0) -> Data:
         except FileNotFoundError as error:
             raise ConfigError(str(error)) from None
     else:
-        raise ConfigError(f"unknown dataset {spec!r}; expected digits, spirals or idx:PATH")
+        raise ConfigError(f"unknown dataset {spec!r}; expected digits, spirals, shakespeare or idx:PATH")
     sample, _ = train[0]
     classes = getattr(train, "classes", None)
     num_classes = len(classes) if classes else int(max(train.targets.max(), test.targets.max())) + 1
     return Data(spec, train, test, tuple(sample.shape), num_classes)
+
+
+def build_network(settings: Mapping[str, Any], data: Data) -> Any:
+    """The model `settings["model"]` for `data`: a classifier for images and features, a language
+    model (GPT, char-LSTM) for text; ConfigError for a model that cannot read the data."""
+    from extensor.models import GPT, CharLSTM, build_model
+
+    name = str(settings["model"])
+    if data.language != (name in LANGUAGE_MODELS):
+        wanted = ", ".join(LANGUAGE_MODELS) if data.language else "cnn, mlp"
+        raise ConfigError(f"--model {name} cannot be trained on {data.name}; use --model {wanted}")
+    dropout = float(settings["dropout"])
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"--dropout must be in [0, 1), got {dropout}")
+    if name == "gpt":
+        return GPT(data.num_classes, data.input_shape[0], dropout=dropout)
+    if name == "lstm":
+        return CharLSTM(data.num_classes, data.input_shape[0], dropout=dropout)
+    try:
+        return build_model(name, data.input_shape, data.num_classes, dropout)
+    except ValueError as error:
+        if name == "cnn" and len(data.input_shape) != 3:  # the library's error, a CLI hint
+            raise ConfigError(f"--model cnn on {data.name}: {error} (--model mlp)") from None
+        raise
 
 
 def optimizer_kind(settings: Mapping[str, Any]) -> str:
@@ -85,9 +126,16 @@ def optimizer_kind(settings: Mapping[str, Any]) -> str:
 
 
 def resolved_lr(settings: Mapping[str, Any]) -> float:
-    """`settings["lr"]`, or the recommended lr of the chosen optimizer when it is None."""
+    """`settings["lr"]`, or the recommended lr of the chosen optimizer when it is None (the task's
+    own recommendation if it has one, else `config.RECOMMENDED_LR`'s, measured on digits-cnn)."""
     lr = settings.get("lr")
-    return float(lr) if lr is not None else RECOMMENDED_LR[optimizer_kind(settings)]
+    if lr is not None:
+        return float(lr)
+    kind = optimizer_kind(settings)
+    task = TASKS.get(str(settings.get("task")))
+    if task is not None and kind in task.lr:
+        return task.lr[kind]
+    return RECOMMENDED_LR[kind]
 
 
 def optimizer_class(name: str) -> Any:

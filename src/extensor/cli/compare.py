@@ -95,7 +95,7 @@ def command(args: argparse.Namespace) -> int:
     """Run `extensor compare`."""
     flags = {o.key: getattr(args, o.key) for o in COMPARE_OPTIONS if hasattr(args, o.key)}
     from_file = config.load_toml(args.config, COMPARE_OPTIONS) if args.config else {}
-    settings = config.resolve(COMPARE_OPTIONS, from_file, flags)
+    settings = config.resolve_with_task(COMPARE_OPTIONS, from_file, flags)
     chosen = parse_optimizers(settings.pop("optimizers"))
     folder = Path(settings.pop("out") or Path("runs") / time.strftime("compare-%Y%m%d-%H%M%S"))
     base = config.resolve(TRAIN_OPTIONS, {**settings, "plots": False})

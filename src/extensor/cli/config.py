@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from extensor.cli.tasks import DEFAULT_TASK, TASKS, chosen_task, task_defaults
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -68,8 +70,8 @@ OPTIMIZER_CLASSES: dict[str, str] = {
     "lars": "LARS",
 }
 OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
-#: The models `--model` accepts.
-MODELS = ("cnn", "mlp")
+#: The models `--model` accepts: classifiers for images and features, language models for text.
+MODELS = ("cnn", "mlp", "gpt", "lstm")
 
 #: Learning rate used when `--lr` is not given (per optimizer; "sgd-momentum" is SGD with momentum 0.9).
 #: Measured with `extensor compare` defaults (CNN on Digits, batch 32, 10 epochs, 1-epoch warm-up then
@@ -87,15 +89,38 @@ RECOMMENDED_LR: dict[str, float] = {
 
 # Options shared by `train` and `compare` (the model, the data, the schedule, the loop).
 COMMON_OPTIONS: tuple[Option, ...] = (
-    Option("model", "str", "cnn", "network: LeNet-5-style CNN or MLP", choices=MODELS),
+    Option(
+        "task",
+        "str",
+        DEFAULT_TASK,
+        "workload whose model, data, budget and target are the defaults: "
+        + "; ".join(f"{t.name}: {t.summary}" for t in TASKS.values()),
+        choices=tuple(TASKS),
+    ),
+    Option(
+        "model",
+        "str",
+        "cnn",
+        "network: LeNet-5-style CNN or MLP (classifiers), GPT or char-LSTM (language models)",
+        choices=MODELS,
+    ),
     Option(
         "dataset",
         "str",
         "digits",
-        "digits | spirals | idx:PATH (a folder of MNIST-format IDX files)",
+        "digits | spirals | shakespeare (characters) | idx:PATH (a folder of MNIST-format IDX files)",
         metavar="NAME",
     ),
+    Option("block_size", "int", 64, "characters of context of the language models", minimum=1),
     Option("epochs", "int", 20, "passes over the training set", minimum=1),
+    Option(
+        "max_steps",
+        "int",
+        None,
+        "stop after this many optimizer steps, inside an epoch if need be (the schedule spans them)",
+        minimum=1,
+        nullable=True,
+    ),
     Option("batch_size", "int", 32, "examples per optimizer step", minimum=1),
     Option("dropout", "float", 0.0, "dropout probability before the classifier's last layer", minimum=0.0),
     Option(
@@ -417,6 +442,16 @@ def resolve(
             value = type(value)(value)  # never share the default's mutable container
         settings[option.key] = _check(option, value, origin)
     return settings
+
+
+def resolve_with_task(
+    options: Sequence[Option],
+    from_file: Mapping[str, Any] | None = None,
+    from_flags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """As `resolve`, with the chosen `--task`'s defaults between the built-in ones and the file's."""
+    task = chosen_task(from_file or {}, from_flags or {})
+    return resolve(options, task_defaults(task) | dict(from_file or {}), from_flags)
 
 
 def explicit_keys(

@@ -1,4 +1,4 @@
-"""The `extensor` command (also `python -m extensor`): train, compare, schedule.
+"""The `extensor` command (also `python -m extensor`): train, compare, schedule, sample.
 
 Bad input — an unknown optimizer, a negative learning rate, a missing dataset folder, an unknown
 config key, a damaged checkpoint, a path that cannot be written, and the ValueError/TypeError that
@@ -38,7 +38,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The `extensor` parser with its sub-commands."""
     from extensor import __version__
-    from extensor.cli import compare, schedule, train
+    from extensor.cli import compare, sample, schedule, train
 
     parser = OneLineParser(
         prog="extensor",
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(subparsers)
     compare.add_parser(subparsers)
     schedule.add_parser(subparsers)
+    sample.add_parser(subparsers)
     return parser
 
 

@@ -110,6 +110,8 @@ def schedule_curve(
         warmup_steps=warmup_steps,
         warmup_start_factor=warmup_start_factor,
     )
+    # a dry run: the schedule is stepped without optimizer steps, on purpose (no order warning)
+    opt._opt_called = True
     lrs: list[float] = []
     momenta: list[float] = []
     group = opt.param_groups[0]

@@ -174,6 +174,24 @@ def _describe_lr(optimizer: Any) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+class TokenLoss:
+    """A classification loss over the last axis of the logits, whatever the leading axes: one
+    prediction per sample (N, C) for a classifier, one per character (N, T, V) for a language model."""
+
+    def __init__(self, loss: Any) -> None:
+        self.loss = loss
+
+    def __call__(self, logits: Any, targets: Any) -> Any:
+        if logits.ndim == 2:
+            return self.loss(logits, targets)
+        return self.loss(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def hits(logits: Any, targets: Any) -> tuple[int, int]:
+    """(predictions, correct ones) of a batch: per sample, or per character for text."""
+    return int(targets.data.size), int((logits.data.argmax(axis=-1) == targets.data).sum())
+
+
 def evaluate(model: Any, loader: Any, criterion: Any) -> tuple[float, float]:
     """Mean loss and accuracy of `model` over `loader`, in eval mode and without recording."""
     from extensor.autograd import no_grad
@@ -184,9 +202,9 @@ def evaluate(model: Any, loader: Any, criterion: Any) -> tuple[float, float]:
     with no_grad():
         for inputs, targets in loader:
             logits = model(inputs)
-            count = int(targets.shape[0])
+            count, right = hits(logits, targets)
             loss_sum += float(criterion(logits, targets).item()) * count
-            correct += int((logits.data.argmax(axis=1) == targets.data).sum())
+            correct += right
             seen += count
     model.train(was_training)
     return loss_sum / max(seen, 1), correct / max(seen, 1)
@@ -222,7 +240,6 @@ def run_training(
     from extensor.data import DataLoader
     from extensor.distributed.comm import SingleProcess
     from extensor.distributed.threads import limit_threads
-    from extensor.models import build_model
     from extensor.training import clip_grad_norm, clip_grad_value
 
     parallel = _data_parallel(settings)
@@ -235,17 +252,12 @@ def run_training(
     if parallel is not None and not parallel.is_root:
         folder, write, show_progress = None, _silent, False  # rank 0 prints and writes the run folder
     seed = int(settings["seed"])
-    data = builders.load_data(settings["dataset"], seed=seed)
+    data = builders.load_data(settings["dataset"], seed=seed, block_size=int(settings["block_size"]))
     manual_seed(seed)
-    try:
-        model = build_model(settings["model"], data.input_shape, data.num_classes, settings["dropout"])
-    except ValueError as error:
-        if settings["model"] == "cnn" and len(data.input_shape) != 3:  # the library's error, a CLI hint
-            raise ConfigError(f"--model cnn on {data.name}: {error} (--model mlp)") from None
-        raise
+    model = builders.build_network(settings, data)
     parameters = list(model.parameters())
     optimizer = builders.build_optimizer(settings, parameters)
-    criterion = nn.CrossEntropyLoss()
+    criterion = TokenLoss(nn.CrossEntropyLoss())
     if parallel is None:
         loader = DataLoader(data.train, batch_size=settings["batch_size"], shuffle=True, seed=seed)
     else:  # each rank a shard of every epoch's order, an equal share of every global batch
@@ -255,6 +267,8 @@ def run_training(
     steps_per_epoch = len(loader)
     epochs = int(settings["epochs"])
     total_steps = epochs * steps_per_epoch
+    if settings["max_steps"] is not None:  # a step budget ends the run inside an epoch
+        total_steps = min(total_steps, int(settings["max_steps"]))
     schedule = builders.build_scheduler(
         optimizer,
         settings["scheduler"],
@@ -322,7 +336,7 @@ def run_training(
     model.train()
     warm = False  # the first step of a session compiles/loads kernels: not counted in steps/s
     with _InterruptFlag() as interrupt:
-        while position.epoch < epochs:
+        while position.epoch < epochs and position.step < total_steps:
             epoch = position.epoch
             loader.set_epoch(epoch, start_batch=position.batch)  # a resumed epoch skips its done batches
             bar = tqdm(
@@ -338,6 +352,8 @@ def run_training(
             )
             try:
                 for inputs, targets in loader:
+                    if position.step >= total_steps:
+                        break
                     step_start = time.perf_counter()
                     lr = _describe_lr(optimizer)
                     tape = Tape()
@@ -360,12 +376,11 @@ def run_training(
                         position.step_seconds += time.perf_counter() - step_start
                         position.timed_steps += 1
                     warm = True
-                    count = int(targets.shape[0])
+                    count, correct = hits(logits, targets)
                     loss_value = float(loss.item())
-                    correct = int((logits.data.argmax(axis=1) == targets.data).sum())
                     if parallel is not None:  # the global batch's numbers, on every rank
-                        total, hits, seen = parallel.all_sum([loss_value * count, correct, count])
-                        count, correct, loss_value = int(seen), int(hits), total / seen
+                        total, right, seen = parallel.all_sum([loss_value * count, correct, count])
+                        count, correct, loss_value = int(seen), int(right), total / seen
                     position.loss_sum += loss_value * count
                     position.correct += correct
                     position.seen += count
@@ -509,7 +524,7 @@ def command(args: argparse.Namespace) -> int:
             run_folder = resume.parent.parent if resume.parent.name == "checkpoints" else resume.parent
             settings["out"] = str(run_folder)
     else:
-        settings = config.resolve(TRAIN_OPTIONS, from_file, flags)
+        settings = config.resolve_with_task(TRAIN_OPTIONS, from_file, flags)
     folder = Path(settings["out"]) if settings["out"] else _default_folder()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {str(folder)!r} is a file; the run folder must be a folder")
