@@ -3,6 +3,14 @@
 Kingma & Ba, "Adam: A Method for Stochastic Optimization" (ICLR 2015); AMSGrad from Reddi,
 Kale & Kumar, "On the Convergence of Adam and Beyond" (ICLR 2018); decoupled weight decay from
 Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019).
+
+The math the Adam family shares lives here as inlined element functions: `adam_gradient` (sign,
+decoupled and L2 weight decay; also ADOPT's) and `adam_moments` (that plus both moments; also
+NAdam's and RAdam's), with `moment_coefficients` computing their scalars. Each algorithm's kernel
+is one loop calling them and then its own parameter update, written in the order of torch's
+operations so that float32 rounds as torch does; folding the four updates into one kernel with
+extra coefficients would change that order (NAdam divides v by 1 - β2^t before the square root,
+RAdam multiplies by a reciprocal) and so torch's float32 results.
 """
 
 from __future__ import annotations
@@ -19,7 +27,73 @@ from extensor.training.optimizers.declare import Check, Flag, Numbers, State
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
-__all__ = ["Adam", "AdamW", "adam_kernel"]
+__all__ = ["Adam", "AdamW", "adam_gradient", "adam_kernel", "adam_moments", "moment_coefficients"]
+
+
+@njit(cache=True, inline="always")
+def adam_gradient(i: int, param: Array, grad: Array, sign: Any, decay: Any, l2: Any) -> tuple[Any, Any]:
+    """The gradient and weight decay of element `i` as the Adam family applies them: ``(p, g)``.
+
+    ``g = sign·g`` (−1 to maximise), ``p = p·decay`` (decoupled decay, ``1 - lr·wd``, else 1) and
+    ``g = g + l2·p`` (L2 decay), the last only when ``l2 ≠ 0`` as torch skips it.
+    """
+    g = sign * grad[i]
+    p = param[i] * decay
+    if l2 != 0:  # as torch, no term at all without L2 decay: 0 · inf would turn an inf into NaN
+        g = g + l2 * p
+    return p, g
+
+
+@njit(cache=True, inline="always")
+def adam_moments(
+    i: int,
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    sign: Any,
+    decay: Any,
+    l2: Any,
+    beta1_weight: Any,
+    one_minus_beta1_weight: Any,
+    beta2: Any,
+    one_minus_beta2: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """What Adam, AdamW, NAdam and RAdam share, for element `i`: the gradient and both moments.
+
+    As torch: ``g = sign·g``, ``p = p·decay`` (decoupled decay), ``g = g + l2·p`` (only when
+    ``l2 ≠ 0``), ``m = lerp(m, g, 1 - β1)``, ``v = β2·v + (1 - β2)·g·g``. Stores m and v and
+    returns ``(p, g, m, v)``; each kernel then finishes the element with its own update of p.
+    Inlined, so a kernel calling it compiles to one loop with no call or tuple left.
+    """
+    p, g = adam_gradient(i, param, grad, sign, decay, l2)
+    m = lerp(exp_avg[i], g, beta1_weight, one_minus_beta1_weight)
+    v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    return p, g, m, v
+
+
+def moment_coefficients(group: ParamGroup, run: Run, decoupled: bool) -> tuple[Any, ...]:
+    """The scalars `adam_moments` takes after the buffers, in the run's dtype, from `group`.
+
+    ``(sign, decay, l2, 1 - β1, β1 in the element dtype, β2, 1 - β2)``: the options as torch applies
+    them (``decay = 1 - lr·wd`` when `decoupled`, else ``l2 = wd``), computed in double precision
+    and cast once.
+    """
+    lr = float(group["lr"])
+    weight_decay = float(group["weight_decay"])
+    beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+    beta1_weight = run.scalar(1 - beta1)
+    return (
+        run.scalar(-1.0 if group["maximize"] else 1.0),
+        run.scalar(1 - lr * weight_decay if decoupled else 1.0),
+        run.scalar(0.0 if decoupled else weight_decay),
+        beta1_weight,
+        run.scalar(1) - beta1_weight,
+        run.scalar(beta2),
+        run.scalar(1 - beta2),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -42,14 +116,10 @@ def _adam_element(
     eps: Any,
     amsgrad: bool,
 ) -> None:
-    g = sign * grad[i]
-    p = param[i] * decay
-    if l2 != 0:  # as torch, no term at all without L2 decay: 0 · inf would turn an inf into NaN
-        g = g + l2 * p
-    m = lerp(exp_avg[i], g, beta1_weight, one_minus_beta1_weight)
-    v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
-    exp_avg[i] = m
-    exp_avg_sq[i] = v
+    p, _, m, v = adam_moments(
+        i, param, grad, exp_avg, exp_avg_sq, sign, decay, l2, beta1_weight, one_minus_beta1_weight, beta2,
+        one_minus_beta2,
+    )  # fmt: skip
     if amsgrad:
         v = nan_maximum(max_exp_avg_sq[i], v)
         max_exp_avg_sq[i] = v
@@ -170,28 +240,18 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, group: ParamGroup, run: Run) -> None:
-        lr = float(group["lr"])
-        weight_decay = float(group["weight_decay"])
         betas = group["betas"]
-        beta1, beta2 = float(betas[0]), float(betas[1])
         # per-step scalars in Python double precision, as torch computes them, then cast once
-        bias_correction1 = 1 - beta1**run.step
-        bias_correction2 = 1 - beta2**run.step
-        step_size = lr / bias_correction1
-        beta1_weight = run.scalar(1 - beta1)
+        bias_correction1 = 1 - float(betas[0]) ** run.step
+        bias_correction2 = 1 - float(betas[1]) ** run.step
+        step_size = float(group["lr"]) / bias_correction1
         adam_kernel(
             run.param,
             run.grad,
             run.buffer("exp_avg"),
             run.buffer("exp_avg_sq"),
             run.buffer("max_exp_avg_sq"),  # empty without amsgrad
-            run.scalar(-1.0 if group["maximize"] else 1.0),
-            run.scalar(1 - lr * weight_decay if self.decoupled_weight_decay else 1.0),
-            run.scalar(0.0 if self.decoupled_weight_decay else weight_decay),
-            beta1_weight,
-            run.scalar(1) - beta1_weight,
-            run.scalar(beta2),
-            run.scalar(1 - beta2),
+            *moment_coefficients(group, run, self.decoupled_weight_decay),
             run.scalar(-step_size),
             run.scalar(bias_correction2**0.5),
             run.scalar(group["eps"]),
