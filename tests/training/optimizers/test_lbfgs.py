@@ -356,14 +356,24 @@ def test_bad_state_dict_leaves_optimizer_unchanged(change: Any, error: type, mat
 
 
 def test_history_size_change_between_steps_keeps_newest_pairs() -> None:
+    """torch breaks when history_size changes mid-run; we re-lay the ring out, keeping the newest pairs."""
     _, ours, closure = make_run(None, history_size=3)
     ours.step(closure)
-    newest = ours.state_dict()["state"][0]["old_dirs"][-2:]
-    ours.param_groups[0]["history_size"] = 2
-    ours.step(closure)  # re-laid out, then run on
-    assert len(ours.state_dict()["state"][0]["old_dirs"]) == 2
-    assert len(ours.state_dict()["state"][0]["al"]) == 2
-    assert newest  # the re-layout kept the newest pairs before stepping on
+    before = ours.state_dict()["state"][0]
+    assert len(before["old_dirs"]) == 3
+    memory = ours._memory
+    assert memory is not None
+    memory.resize(2)
+    after = ours.state_dict()["state"][0]
+    for key in ("old_dirs", "old_stps", "ro"):
+        assert len(after[key]) == 2
+        for x, y in zip(after[key], before[key][-2:], strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert len(after["al"]) == 2
+    ours.param_groups[0]["history_size"] = 4
+    ours.step(closure)  # grown again by step(), then run on
+    assert len(ours.state_dict()["state"][0]["old_dirs"]) == 4
+    assert len(ours.state_dict()["state"][0]["al"]) == 4
 
 
 def test_bad_input_is_refused_naming_the_value() -> None:
