@@ -12,7 +12,7 @@ from extensor.cli.compare import PRESETS
 
 from .conftest import Outcome, quick_args, read_metrics
 
-TINY = quick_args(epochs=1, batch_size=128)
+TINY = quick_args(epochs=2, batch_size=64)  # 46 steps: RAdam is still unadapted SGD for its first few
 
 
 @pytest.mark.parametrize("name", list(config.OPTIMIZER_CLASSES))
@@ -21,7 +21,7 @@ def test_every_optimizer_trains(run_cli: Callable[..., Outcome], tmp_path: Path,
     out = tmp_path / name
     result = run_cli("train", *TINY, "--optimizer", name, "--out", str(out))
     assert result.status == 0, result.err
-    (record,) = read_metrics(out)
+    record = read_metrics(out)[-1]
     assert record["train_loss"] == record["train_loss"]  # not NaN
     assert record["test_accuracy"] > 0.2, record
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extensor.cli.config import OPTIMIZER_CLASSES, RECOMMENDED_LR, ConfigError
+from extensor.cli.config import OPTIMIZER_CLASSES, OPTIMIZER_CLI_DEFAULTS, RECOMMENDED_LR, ConfigError
 from extensor.cli.tasks import TASKS
 from extensor.data import Dataset
 
@@ -197,6 +197,8 @@ def build_optimizer(settings: Mapping[str, Any], parameters: Sequence[Any]) -> A
         if key in kwargs:
             raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and as --optimizer-arg")
         kwargs[key] = _as_default_type(value, accepted[key].default)
+    for key, value in OPTIMIZER_CLI_DEFAULTS.get(name, {}).items():
+        kwargs.setdefault(key, value)
     return cls(list(parameters), lr=resolved_lr(settings), **kwargs)
 
 

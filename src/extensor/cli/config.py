@@ -68,6 +68,20 @@ OPTIMIZER_CLASSES: dict[str, str] = {
     "adamw": "AdamW",
     "rmsprop": "RMSprop",
     "lars": "LARS",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "asgd": "ASGD",
+    "rprop": "Rprop",
+    "lbfgs": "LBFGS",
+    "radam": "RAdam",
+    "adopt": "ADOPT",
+}
+#: Constructor arguments the CLI gives an optimizer unless the user sets them: mini-batch L-BFGS
+#: diverges without a line search, and 5 iterations of history 10 per batch are enough here.
+OPTIMIZER_CLI_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lbfgs": {"line_search_fn": "strong_wolfe", "max_iter": 5, "history_size": 10},
 }
 OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
 #: The models `--model` accepts: classifiers for images and features, language models for text.
@@ -84,6 +98,15 @@ RECOMMENDED_LR: dict[str, float] = {
     "adamw": 1e-2,
     "rmsprop": 1e-2,
     "lars": 10.0,
+    "adagrad": 3e-2,
+    "adadelta": 1.0,
+    "adamax": 1e-2,
+    "nadam": 1e-2,
+    "asgd": 0.3,
+    "rprop": 1e-3,
+    "lbfgs": 1.0,
+    "radam": 1e-2,
+    "adopt": 1e-3,
 }
 
 

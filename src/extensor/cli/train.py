@@ -257,6 +257,8 @@ def run_training(
     model = builders.build_network(settings, data)
     parameters = list(model.parameters())
     optimizer = builders.build_optimizer(settings, parameters)
+    if parallel is not None and optimizer.requires_closure:
+        raise ConfigError(f"--optimizer {settings['optimizer']} needs a closure; it cannot run --distributed")
     criterion = TokenLoss(nn.CrossEntropyLoss())
     if parallel is None:
         loader = DataLoader(data.train, batch_size=settings["batch_size"], shuffle=True, seed=seed)
@@ -333,6 +335,36 @@ def run_training(
 
     clip_norm = settings["clip_norm"]
     clip_value = settings["clip_value"]
+
+    def forward_backward(inputs: Any, targets: Any) -> tuple[Any, Any]:
+        """The batch's logits and loss, the gradients computed (averaged over ranks) and clipped."""
+        tape = Tape()
+        with tape:
+            logits = network(inputs)
+            loss = criterion(logits, targets)
+        stepper.zero_grad()
+        tape.backward(loss)
+        if parallel is not None:  # average over the ranks, then clip as one process would
+            parallel.finish_gradients(clip_norm, clip_value)
+        else:
+            if clip_norm:
+                clip_grad_norm(parameters, clip_norm)
+            if clip_value is not None:
+                clip_grad_value(parameters, clip_value)
+        return logits, loss
+
+    def closure_step(inputs: Any, targets: Any) -> tuple[Any, Any]:
+        """A step of an optimizer that re-evaluates the batch (`requires_closure`); returns the
+        first evaluation, the batch's loss before the step, as the other optimizers report it."""
+        evaluations: list[tuple[Any, Any]] = []
+
+        def closure() -> float:
+            evaluations.append(forward_backward(inputs, targets))
+            return float(evaluations[-1][1].item())
+
+        stepper.step(closure)
+        return evaluations[0]
+
     model.train()
     warm = False  # the first step of a session compiles/loads kernels: not counted in steps/s
     with _InterruptFlag() as interrupt:
@@ -356,20 +388,11 @@ def run_training(
                         break
                     step_start = time.perf_counter()
                     lr = _describe_lr(optimizer)
-                    tape = Tape()
-                    with tape:
-                        logits = network(inputs)
-                        loss = criterion(logits, targets)
-                    stepper.zero_grad()
-                    tape.backward(loss)
-                    if parallel is not None:  # average over the ranks, then clip as one process would
-                        parallel.finish_gradients(clip_norm, clip_value)
+                    if optimizer.requires_closure:  # LBFGS re-evaluates the batch as it searches
+                        logits, loss = closure_step(inputs, targets)
                     else:
-                        if clip_norm:
-                            clip_grad_norm(parameters, clip_norm)
-                        if clip_value is not None:
-                            clip_grad_value(parameters, clip_value)
-                    stepper.step()
+                        logits, loss = forward_backward(inputs, targets)
+                        stepper.step()
                     if scheduler is not None and not schedule.per_epoch:  # type: ignore[union-attr]
                         scheduler.step()
                     if warm:

@@ -9,7 +9,7 @@ gradient, v is updated after it is used, both in optax's ``(1 - b)·x + b·t`` f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,16 +18,11 @@ from numba import prange
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
 from extensor.training.optimizers.adam import adam_gradient
-from extensor.training.optimizers.declare import Check, Flag, Numbers
+from extensor.training.optimizers.declare import Check, Flag, Numbers, require_real
 from extensor.training.optimizers.elementwise import nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
-__all__ = ["ADOPT", "adopt_clip", "adopt_kernel"]
-
-
-def adopt_clip(step: int) -> float:
-    """ADOPT's default clip value after `step` completed steps: ``step ** 0.25`` (optax's default)."""
-    return float(step**0.25)
+__all__ = ["ADOPT", "adopt_kernel"]
 
 
 @sized_kernel(fastmath=False)
@@ -85,7 +80,7 @@ class ADOPT(Optimizer):
     With ``g = ∇f(θ)`` (negated when `maximize`), at the step after k completed ones::
 
         k = 0:   v ← g²                                  (no update: θ and m stay)
-        k ≥ 1:   u = clip(g / max(√v, ε), −c_k, c_k)     (c_k = clip_lambda(k); no clip if None)
+        k ≥ 1:   u = clip(g / max(√v, ε), −c_k, c_k)     (c_k = k^clip_exp; no clip if None)
                  m ← β1 m + (1 − β1) u
                  v ← β2 v + (1 − β2) g²
                  θ ← θ − γ (β1 m + (1 − β1) u if nesterov else m)
@@ -102,9 +97,11 @@ class ADOPT(Optimizer):
         eps: ε, the floor of √v (default 1e-6).
         weight_decay: λ (default 0).
         decoupled_weight_decay: decay the weights directly instead of adding λθ to g.
-        clip_lambda: the clip value as a function of the completed steps k (optax's
-            ``clip_value_fn``, default ``k ** 0.25``), or None for no clipping (optax's
-            ``use_clipping=False``). Keyword-only, as the following.
+        clip_exp: the clip value after k completed steps is ``k ** clip_exp`` (default 0.25,
+            optax's default ``clip_value_fn``; timm's ``clip_exp``), or None for no clipping
+            (optax's ``use_clipping=False``). A number rather than optax's function, so that the
+            group stays a plain value that state dicts and checkpoints hold. Keyword-only, as
+            the following.
         nesterov: Nesterov momentum (optax's ``nesterov``).
         maximize: maximise the objective instead.
 
@@ -138,7 +135,7 @@ class ADOPT(Optimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
         *,
-        clip_lambda: Callable[[int], float] | None = adopt_clip,
+        clip_exp: float | None = 0.25,
         nesterov: bool = False,
         maximize: bool = False,
     ) -> None:
@@ -148,7 +145,7 @@ class ADOPT(Optimizer):
             "eps": eps,
             "weight_decay": weight_decay,
             "decoupled_weight_decay": decoupled_weight_decay,
-            "clip_lambda": clip_lambda,
+            "clip_exp": clip_exp,
             "nesterov": nesterov,
             "maximize": maximize,
         }
@@ -156,9 +153,11 @@ class ADOPT(Optimizer):
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
         super()._validate_group(group)
-        clip_lambda = group["clip_lambda"]
-        if clip_lambda is not None and not callable(clip_lambda):
-            raise TypeError(f"clip_lambda must be a function of the step count or None, got {clip_lambda!r}")
+        clip_exp = group["clip_exp"]
+        if clip_exp is not None:
+            require_real(clip_exp, "clip_exp")
+            if not clip_exp >= 0:
+                raise ValueError(f"Invalid clip_exp value: {clip_exp} (expected clip_exp >= 0 or None)")
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         lr = float(group["lr"])
@@ -168,8 +167,8 @@ class ADOPT(Optimizer):
         first = completed == 0
         beta1 = 1.0 if first else float(group["betas"][0])
         beta2 = 0.0 if first else float(group["betas"][1])
-        clip_lambda = group["clip_lambda"]
-        clip = np.inf if clip_lambda is None else float(clip_lambda(completed))
+        clip_exp = group["clip_exp"]
+        clip = np.inf if clip_exp is None else float(completed) ** float(clip_exp)
         adopt_kernel(
             run.param,
             run.grad,

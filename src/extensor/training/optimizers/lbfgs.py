@@ -442,6 +442,7 @@ class LBFGS(Optimizer):
         _line_search_rule,
     )
     step_in_state: ClassVar[bool] = False
+    requires_closure: ClassVar[bool] = True
 
     def __init__(
         self,

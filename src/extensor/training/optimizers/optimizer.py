@@ -195,6 +195,8 @@ class Optimizer:
     step_in_state: ClassVar[bool] = True
     #: Whether `_update` reads per-tensor norms (`Run.given_tensor_sums` when sharded), as LARS does.
     uses_tensor_norms: ClassVar[bool] = False
+    #: Whether `step` needs a closure that re-evaluates the loss (several times, as LBFGS does).
+    requires_closure: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

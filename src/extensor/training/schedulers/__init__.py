@@ -21,9 +21,11 @@ from extensor.training.schedulers.decay import ExponentialLR, MultiStepLR, Polyn
 from extensor.training.schedulers.lambdas import LambdaLR, MultiplicativeLR
 from extensor.training.schedulers.one_cycle import OneCycleLR
 from extensor.training.schedulers.plateau import ReduceLROnPlateau
+from extensor.training.schedulers.swa import SWALR
 from extensor.training.schedulers.warmup import ConstantLR, LinearLR
 
 __all__ = [
+    "SWALR",
     "ChainedScheduler",
     "ConstantLR",
     "CosineAnnealingLR",
