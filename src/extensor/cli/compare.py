@@ -1,9 +1,14 @@
-"""`extensor compare`: the same model, data and seed trained with several optimizers, side by side.
+"""`extensor compare`: one task trained with several optimizers over several seeds, side by side.
 
 By default it runs the seed's comparison table — SGD, SGD with momentum, Adam, AdamW, RMSprop and
-LARS — each at the learning rate `config.RECOMMENDED_LR` gives it, then writes one figure with
-every loss and accuracy curve (compare.png) and a markdown table (compare.md, also printed) of the
-final train loss, test accuracy, wall time and steps per second.
+LARS — on the default task (`--task`, see `tasks.py`), each at its recommended learning rate.
+With `--seeds N` every optimizer trains from seeds seed, seed+1, ..., seed+N-1 (the same N data
+orders and initialisations for all optimizers), and the table reports the median and the
+min–max spread of the final metric, of the steps and seconds to reach the task's target (the
+first epoch whose evaluation meets it; "—" when a run never does) and of the wall time. The
+figure (compare.png) draws, per optimizer, the median curve and the min–max band over seeds of
+the training loss against steps and of the task's metric against steps and against seconds.
+compare.md holds the header and the table, also printed.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from extensor.cli import builders, config, plots, report
 from extensor.cli.config import ConfigError, Option
-from extensor.cli.train import TRAIN_OPTIONS, run_training
+from extensor.cli.tasks import TASKS, Task
+from extensor.cli.train import TRAIN_OPTIONS, RunResult, run_training
 
 #: The optimizers of the seed's comparison table, compared by default.
 SEED_TABLE = ("sgd", "sgd-momentum", "adam", "adamw", "rmsprop", "lars")
@@ -47,6 +55,7 @@ COMPARE_OPTIONS = (
         "comma-separated optimizers, each NAME or NAME:LR; names: " + ", ".join(PRESETS),
         metavar="LIST",
     ),
+    Option("seeds", "int", 1, "train every optimizer from this many seeds (seed, seed+1, ...)", minimum=1),
     Option(
         "out", "str", None, "output folder (default: runs/compare-<timestamp>)", nullable=True, metavar="DIR"
     ),
@@ -81,14 +90,50 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `extensor compare`."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "compare",
-        help="train the same model with several optimizers and compare them",
-        description="Train the same model on the same data from the same seed with several optimizers; write "
-        "compare.png (loss and accuracy curves) and compare.md (table). Every flag is also a --config key.",
+        help="train one task with several optimizers (and seeds) and compare them",
+        description="Train the same task from the same seeds with several optimizers; write compare.png "
+        "(median curves with min-max bands) and compare.md (table of medians and spreads, time to the "
+        "task's target). Every flag is also a --config key.",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags win)")
     config.add_arguments(parser, COMPARE_OPTIONS)
     parser.set_defaults(handler=command)
     return parser
+
+
+def time_to_target(result: RunResult, task: Task) -> tuple[int, float] | None:
+    """(steps, seconds) at the first evaluation that meets the task's target, or None."""
+    for record in result.records:
+        if task.reached(float(record[task.metric])):
+            return int(record["step"]), float(record["seconds"])
+    return None
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """"median" for one value, "median [min, max]" for several; "—" when there are none."""
+    if not values:
+        return "—"
+    text = format(float(np.median(values)), fmt)
+    if len(values) > 1:
+        text += f" [{min(values):{fmt}}, {max(values):{fmt}}]"
+    return text
+
+
+def _row(name: str, lr: float, results: list[RunResult], task: Task) -> list[str]:
+    scale = 100.0 if task.higher_is_better else 1.0  # accuracies in percent
+    finals = [scale * float(r.records[-1][task.metric]) for r in results]
+    reached = [hit for hit in (time_to_target(r, task) for r in results) if hit is not None]
+    share = "" if len(results) == 1 else f" ({len(reached)}/{len(results)})"
+    return [
+        name,
+        f"{lr:g}",
+        spread([float(r.records[-1]["train_loss"]) for r in results], ".4g"),
+        spread(finals, ".2f" if task.higher_is_better else ".4f"),
+        spread([float(step) for step, _ in reached], ".0f") + (share if reached else ""),
+        spread([seconds for _, seconds in reached], ".1f"),
+        spread([r.seconds for r in results], ".1f"),
+        spread([r.steps_per_second for r in results], ".0f"),
+    ]
 
 
 def command(args: argparse.Namespace) -> int:
@@ -97,48 +142,48 @@ def command(args: argparse.Namespace) -> int:
     from_file = config.load_toml(args.config, COMPARE_OPTIONS) if args.config else {}
     settings = config.resolve_with_task(COMPARE_OPTIONS, from_file, flags)
     chosen = parse_optimizers(settings.pop("optimizers"))
+    seeds = [int(settings["seed"]) + k for k in range(int(settings.pop("seeds")))]
     folder = Path(settings.pop("out") or Path("runs") / time.strftime("compare-%Y%m%d-%H%M%S"))
+    task = TASKS[settings["task"]]
     base = config.resolve(TRAIN_OPTIONS, {**settings, "plots": False})
-    runs: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
     rows = []
     width = max(len(name) for name, _ in chosen)
     for name, lr in chosen:
         run_settings = base | PRESETS[name] | {"lr": lr}
         run_settings["lr"] = builders.resolved_lr(run_settings)
-        run_settings["out"] = str(folder / name)
-        result = run_training(
-            run_settings,
-            folder=folder / name,
-            checkpoints=False,
-            label=f"{name:<{width}} ",
-            write=lambda _line: None,
-        )
-        final = result.records[-1]
-        runs[f"{name} (lr={run_settings['lr']:g})"] = {
-            "step_loss": result.step_loss,
-            "records": result.records,
-            "steps_per_epoch": result.steps_per_epoch,
-        }
-        rows.append(
-            [
-                name,
-                f"{run_settings['lr']:g}",
-                f"{final['train_loss']:.4g}",
-                f"{100 * final['test_accuracy']:.2f}",
-                f"{result.seconds:.1f}",
-                f"{result.steps_per_second:.0f}",
-            ]
-        )
+        results = []
+        for seed in seeds:
+            where = folder / name if len(seeds) == 1 else folder / name / f"seed-{seed}"
+            label = f"{name:<{width}} " if len(seeds) == 1 else f"{name:<{width}} seed {seed} "
+            result = run_training(
+                run_settings | {"seed": seed, "out": str(where)},
+                folder=where,
+                checkpoints=False,
+                label=label,
+                write=lambda _line: None,
+            )
+            results.append(result)
+        curves[f"{name} (lr={run_settings['lr']:g})"] = [
+            {"step_loss": r.step_loss, "records": r.records, "steps_per_epoch": r.steps_per_epoch}
+            for r in results
+        ]
+        rows.append(_row(name, run_settings["lr"], results, task))
+    metric = "test accuracy %" if task.higher_is_better else task.metric.replace("_", " ")
     table = report.markdown_table(
-        ["optimizer", "lr", "final train loss", "test accuracy %", "wall time s", "steps/s"], rows
-    )
+        ["optimizer", "lr", "final train loss", metric, "steps to target", "seconds to target",
+         "wall time s", "steps/s"],
+        rows,
+    )  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]} (median [min, max])"
     header = (
-        f"{settings['model']} on {settings['dataset']}, {settings['epochs']} epochs, batch "
-        f"{settings['batch_size']}, seed {settings['seed']}, schedule {settings['scheduler']}"
+        f"task {task.name} ({settings['model']} on {settings['dataset']}), target {task.describe_target()}; "
+        f"{settings['epochs']} epochs, batch {settings['batch_size']}, {seed_text}, "
+        f"schedule {settings['scheduler']}"
     )
     (folder / "compare.md").write_text(f"{header}\n\n{table}\n", encoding="utf-8")
-    figure = plots.compare_plot(folder / "compare.png", runs)
+    figure = plots.compare_plot(folder / "compare.png", curves, task.metric, task.target)
     print(header)
     print()
     print(table)

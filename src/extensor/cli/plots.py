@@ -72,29 +72,48 @@ def run_plots(
     return written
 
 
-def compare_plot(path: Path, runs: Mapping[str, Mapping[str, Any]]) -> Path:
-    """One figure: smoothed train loss per step (left) and test accuracy per epoch (right) of every run.
+def _band(ax: Any, x: Any, runs: np.ndarray[Any, Any], label: str, color: Any = None, **style: Any) -> Any:
+    """The median over runs (rows) of a curve, with the min–max band shaded; returns the line's color."""
+    (line,) = ax.plot(x, np.median(runs, axis=0), label=label, color=color, **style)
+    if runs.shape[0] > 1:
+        ax.fill_between(x, runs.min(axis=0), runs.max(axis=0), color=line.get_color(), alpha=0.2, linewidth=0)
+    return line.get_color()
 
-    `runs` maps a label to {"step_loss": [...], "records": [...], "steps_per_epoch": n}.
+
+def compare_plot(
+    path: Path,
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    metric: str = "test_accuracy",
+    target: float | None = None,
+) -> Path:
+    """One figure of every optimizer's runs (one per seed): the median and the min–max band over
+    seeds of the smoothed training loss against steps (left), and of the evaluation `metric`
+    against steps (middle) and against wall-clock seconds (right; x is the median time of each
+    evaluation). A dashed line marks the task's `target`.
+
+    `runs` maps a label to a list of {"step_loss": [...], "records": [...], "steps_per_epoch": n}.
     """
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, run in runs.items():
-        losses = run["step_loss"]
-        window = max(1, int(run["steps_per_epoch"]) // 2)
-        (line,) = left.plot(np.arange(1, len(losses) + 1), smooth(losses, window), label=label)
-        records = run["records"]
-        right.plot(
-            [r["step"] for r in records],
-            [100 * r["test_accuracy"] for r in records],
-            "o-",
-            color=line.get_color(),
-            label=label,
-            markersize=3,
-        )
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.5))
+    percent = metric.endswith("accuracy")
+    scale = 100.0 if percent else 1.0
+    for label, seeds in runs.items():
+        window = max(1, int(seeds[0]["steps_per_epoch"]) // 2)
+        losses = np.array([smooth(run["step_loss"], window) for run in seeds])
+        color = _band(left, np.arange(1, losses.shape[1] + 1), losses, label)
+        steps = [r["step"] for r in seeds[0]["records"]]
+        values = np.array([[scale * r[metric] for r in run["records"]] for run in seeds])
+        seconds = np.median(np.array([[r["seconds"] for r in run["records"]] for run in seeds]), axis=0)
+        _band(middle, steps, values, label, color, marker="o", markersize=3)
+        _band(right, seconds, values, label, color, marker="o", markersize=3)
+    name = metric.replace("_", " ") + (" (%)" if percent else "")
     left.set(xlabel="step", ylabel="train loss (moving average)", title="Training loss", yscale="log")
-    right.set(xlabel="step", ylabel="test accuracy (%)", title="Test accuracy")
-    for ax in (left, right):
+    middle.set(xlabel="step", ylabel=name, title=f"{name.capitalize()} against steps")
+    right.set(xlabel="wall-clock seconds", ylabel=name, title=f"{name.capitalize()} against time")
+    for ax in (middle, right):
+        if target is not None:
+            ax.axhline(scale * target, color="grey", linestyle="--", linewidth=1, label="target")
+    for ax in (left, middle, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
