@@ -77,6 +77,8 @@ OPTIMIZER_CLASSES: dict[str, str] = {
     "lbfgs": "LBFGS",
     "radam": "RAdam",
     "adopt": "ADOPT",
+    "schedule-free-adamw": "ScheduleFreeAdamW",
+    "schedule-free-sgd": "ScheduleFreeSGD",
 }
 #: Constructor arguments the CLI gives an optimizer unless the user sets them: mini-batch L-BFGS
 #: diverges without a line search, and 5 iterations of history 10 per batch are enough here.
@@ -107,6 +109,8 @@ RECOMMENDED_LR: dict[str, float] = {
     "lbfgs": 1.0,
     "radam": 1e-2,
     "adopt": 1e-3,
+    "schedule-free-adamw": 5e-3,
+    "schedule-free-sgd": 0.5,
 }
 
 

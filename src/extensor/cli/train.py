@@ -257,8 +257,11 @@ def run_training(
     model = builders.build_network(settings, data)
     parameters = list(model.parameters())
     optimizer = builders.build_optimizer(settings, parameters)
-    if parallel is not None and optimizer.requires_closure:
-        raise ConfigError(f"--optimizer {settings['optimizer']} needs a closure; it cannot run --distributed")
+    if parallel is not None and (optimizer.requires_closure or callable(getattr(optimizer, "eval", None))):
+        raise ConfigError(
+            f"--optimizer {settings['optimizer']} needs a closure or switches the weights between training "
+            "and evaluation; it cannot run --distributed"
+        )
     criterion = TokenLoss(nn.CrossEntropyLoss())
     if parallel is None:
         loader = DataLoader(data.train, batch_size=settings["batch_size"], shuffle=True, seed=seed)
@@ -365,12 +368,20 @@ def run_training(
         stepper.step(closure)
         return evaluations[0]
 
+    def set_optimizer_mode(training: bool) -> None:
+        """Switch an optimizer that keeps the weights elsewhere between steps (Schedule-Free's
+        train()/eval()); the others have no such mode."""
+        switch = getattr(optimizer, "train" if training else "eval", None)
+        if callable(switch):
+            switch()
+
     model.train()
     warm = False  # the first step of a session compiles/loads kernels: not counted in steps/s
     with _InterruptFlag() as interrupt:
         while position.epoch < epochs and position.step < total_steps:
             epoch = position.epoch
             loader.set_epoch(epoch, start_batch=position.batch)  # a resumed epoch skips its done batches
+            set_optimizer_mode(training=True)
             bar = tqdm(
                 total=steps_per_epoch,
                 initial=position.batch,
@@ -424,6 +435,7 @@ def run_training(
                         raise Interrupted(save("interrupted"))
                     if every and position.step % every == 0 and position.batch < steps_per_epoch:
                         save("periodic")
+                set_optimizer_mode(training=False)  # Schedule-Free: evaluate (and save) at x
                 test_loss, test_accuracy = evaluate(model, test_loader, criterion)
                 record = {
                     "epoch": epoch + 1,

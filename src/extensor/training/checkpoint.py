@@ -673,6 +673,10 @@ def _validate_optimizer(checkpoint: Checkpoint, optimizer: Stateful) -> None:
     state = saved.get("state", {})
     if not isinstance(state, dict):
         raise CheckpointError(f"{where}: the saved state is not a dict")
+    # an extensor optimizer names its element-wise buffers (shaped as their parameter); its other
+    # state (L-BFGS's history, Adafactor's factored moments) is checked by its own load_state_dict,
+    # which validates everything before it writes
+    elementwise = getattr(optimizer, "state_names", None)
     for index, entry in state.items():
         if index not in params:
             raise CheckpointError(f"{where}: state for parameter {index!r}, which no group lists")
@@ -680,6 +684,8 @@ def _validate_optimizer(checkpoint: Checkpoint, optimizer: Stateful) -> None:
             raise CheckpointError(f"{where}: the state of parameter {index} is not a dict")
         param = params[index]
         for name, value in entry.items():
+            if elementwise is not None and name not in elementwise:
+                continue
             if isinstance(value, np.ndarray) and value.ndim > 0:
                 problem = _array_mismatch(f"state {name!r} of parameter {index}", value, param.data)
                 if problem:

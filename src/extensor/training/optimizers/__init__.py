@@ -21,6 +21,7 @@ from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 from extensor.training.optimizers.radam import RAdam
 from extensor.training.optimizers.rmsprop import RMSprop
 from extensor.training.optimizers.rprop import Rprop
+from extensor.training.optimizers.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from extensor.training.optimizers.sgd import SGD
 
 __all__ = [
@@ -41,5 +42,7 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "Run",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "exclude_from_adaptation",
 ]
