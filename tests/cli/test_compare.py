@@ -63,3 +63,18 @@ def test_time_to_target_is_the_first_evaluation_that_meets_it() -> None:
 
     assert time_to_target(Result([2.5, 1.85, 1.7]), TASKS["shakespeare-gpt"]) == (20, 2.0)  # type: ignore[arg-type]
     assert time_to_target(Result([2.5]), TASKS["shakespeare-gpt"]) is None  # type: ignore[arg-type]
+
+
+def test_compare_batch_sizes_scales_the_lr_linearly(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:
+    out = tmp_path / "batches"
+    result = run_cli(
+        "compare", "--optimizers", "sgd:0.1", "--batch-sizes", "64,256", *quick_args(epochs=1, plots=True),
+        "--batch-size", "64", "--out", str(out),
+    )  # fmt: skip
+    assert result.status == 0, result.err
+    rows = [line.split("|") for line in result.out.splitlines() if line.startswith("| sgd")]
+    assert [(r[2].strip(), r[3].strip()) for r in rows] == [("64", "0.1"), ("256", "0.4")]
+    assert read_metrics(out / "sgd" / "batch-256")[-1]["step"] == 6  # 1438 / 256 -> 6 steps
+    assert (out / "batch_sizes.png").read_bytes().startswith(b"\x89PNG")
+    bad = run_cli("compare", "--batch-sizes", "0,32", *quick_args(plots=True), "--out", str(tmp_path / "bad"))
+    assert bad.status == 2 and "--batch-sizes must list positive batch sizes" in bad.err

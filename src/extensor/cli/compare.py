@@ -57,6 +57,15 @@ COMPARE_OPTIONS = (
     ),
     Option("seeds", "int", 1, "train every optimizer from this many seeds (seed, seed+1, ...)", minimum=1),
     Option(
+        "batch_sizes",
+        "ints",
+        None,
+        "also vary the batch: train each optimizer at each of these batch sizes (e.g. 32,256,1024), its lr "
+        "scaled linearly from the task's batch (the warm-up stays --warmup-epochs long, so fewer steps)",
+        nullable=True,
+        metavar="LIST",
+    ),
+    Option(
         "out", "str", None, "output folder (default: runs/compare-<timestamp>)", nullable=True, metavar="DIR"
     ),
 )
@@ -136,56 +145,79 @@ def _row(name: str, lr: float, results: list[RunResult], task: Task) -> list[str
     ]
 
 
+def _scaled_lr(lr: float, batch_size: int, base_batch: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): the lr grows with the batch, from `base_batch`."""
+    return lr * batch_size / base_batch
+
+
 def command(args: argparse.Namespace) -> int:
     """Run `extensor compare`."""
     flags = {o.key: getattr(args, o.key) for o in COMPARE_OPTIONS if hasattr(args, o.key)}
     from_file = config.load_toml(args.config, COMPARE_OPTIONS) if args.config else {}
-    settings = config.resolve_with_task(COMPARE_OPTIONS, from_file, flags)
+    settings = config.resolve_with_task(COMPARE_OPTIONS, from_file, flags, comparing=True)
     chosen = parse_optimizers(settings.pop("optimizers"))
     seeds = [int(settings["seed"]) + k for k in range(int(settings.pop("seeds")))]
+    batch_sizes: list[int] | None = settings.pop("batch_sizes")
+    if batch_sizes is not None and (not batch_sizes or min(batch_sizes) < 1):
+        raise ConfigError(f"--batch-sizes must list positive batch sizes, got {batch_sizes}")
     folder = Path(settings.pop("out") or Path("runs") / time.strftime("compare-%Y%m%d-%H%M%S"))
     task = TASKS[settings["task"]]
     base = config.resolve(TRAIN_OPTIONS, {**settings, "plots": False})
+    base_batch = int(base["batch_size"])
+    sizes = batch_sizes or [base_batch]
     curves: dict[str, list[dict[str, Any]]] = {}
+    finals: dict[str, dict[int, list[float]]] = {}
     rows = []
     width = max(len(name) for name, _ in chosen)
     for name, lr in chosen:
-        run_settings = base | PRESETS[name] | {"lr": lr}
-        run_settings["lr"] = builders.resolved_lr(run_settings)
-        results = []
-        for seed in seeds:
-            where = folder / name if len(seeds) == 1 else folder / name / f"seed-{seed}"
-            label = f"{name:<{width}} " if len(seeds) == 1 else f"{name:<{width}} seed {seed} "
-            result = run_training(
-                run_settings | {"seed": seed, "out": str(where)},
-                folder=where,
-                checkpoints=False,
-                label=label,
-                write=lambda _line: None,
-            )
-            results.append(result)
-        curves[f"{name} (lr={run_settings['lr']:g})"] = [
-            {"step_loss": r.step_loss, "records": r.records, "steps_per_epoch": r.steps_per_epoch}
-            for r in results
-        ]
-        rows.append(_row(name, run_settings["lr"], results, task))
+        for batch_size in sizes:
+            run_settings = base | PRESETS[name] | {"lr": lr, "batch_size": batch_size}
+            run_settings["lr"] = _scaled_lr(builders.resolved_lr(run_settings), batch_size, base_batch)
+            tag = name if batch_sizes is None else f"{name}/batch-{batch_size}"
+            results = []
+            for seed in seeds:
+                where = folder / tag if len(seeds) == 1 else folder / tag / f"seed-{seed}"
+                label = f"{name:<{width}} " + ("" if batch_sizes is None else f"batch {batch_size} ")
+                label += "" if len(seeds) == 1 else f"seed {seed} "
+                result = run_training(
+                    run_settings | {"seed": seed, "out": str(where)},
+                    folder=where,
+                    checkpoints=False,
+                    label=label,
+                    write=lambda _line: None,
+                )
+                results.append(result)
+            suffix = "" if batch_sizes is None else f", batch {batch_size}"
+            curves[f"{name} (lr={run_settings['lr']:g}{suffix})"] = [
+                {"step_loss": r.step_loss, "records": r.records, "steps_per_epoch": r.steps_per_epoch}
+                for r in results
+            ]
+            finals.setdefault(name, {})[batch_size] = [float(r.records[-1][task.metric]) for r in results]
+            row = _row(name, run_settings["lr"], results, task)
+            rows.append(row if batch_sizes is None else [row[0], str(batch_size), *row[1:]])
     metric = "test accuracy %" if task.higher_is_better else task.metric.replace("_", " ")
-    table = report.markdown_table(
-        ["optimizer", "lr", "final train loss", metric, "steps to target", "seconds to target",
-         "wall time s", "steps/s"],
-        rows,
-    )  # fmt: skip
+    headers = ["optimizer", "lr", "final train loss", metric, "steps to target", "seconds to target",
+               "wall time s", "steps/s"]  # fmt: skip
+    if batch_sizes is not None:
+        headers.insert(1, "batch")
+    table = report.markdown_table(headers, rows)
     folder.mkdir(parents=True, exist_ok=True)
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]} (median [min, max])"
+    batch_text = (
+        f"batch {base_batch}"
+        if batch_sizes is None
+        else f"batches {', '.join(map(str, sizes))} (lr scaled linearly from batch {base_batch})"
+    )
     header = (
         f"task {task.name} ({settings['model']} on {settings['dataset']}), target {task.describe_target()}; "
-        f"{settings['epochs']} epochs, batch {settings['batch_size']}, {seed_text}, "
-        f"schedule {settings['scheduler']}"
+        f"{settings['epochs']} epochs, {batch_text}, {seed_text}, schedule {settings['scheduler']}"
     )
     (folder / "compare.md").write_text(f"{header}\n\n{table}\n", encoding="utf-8")
-    figure = plots.compare_plot(folder / "compare.png", curves, task.metric, task.target)
+    figures = [plots.compare_plot(folder / "compare.png", curves, task.metric, task.target)]
+    if batch_sizes is not None:
+        figures.append(plots.batch_size_plot(folder / "batch_sizes.png", finals, task.metric))
     print(header)
     print()
     print(table)
-    print(f"\nfigure: {figure}\ntable: {folder / 'compare.md'}")
+    print(f"\nfigures: {', '.join(map(str, figures))}\ntable: {folder / 'compare.md'}")
     return 0

@@ -475,10 +475,13 @@ def resolve_with_task(
     options: Sequence[Option],
     from_file: Mapping[str, Any] | None = None,
     from_flags: Mapping[str, Any] | None = None,
+    *,
+    comparing: bool = False,
 ) -> dict[str, Any]:
-    """As `resolve`, with the chosen `--task`'s defaults between the built-in ones and the file's."""
+    """As `resolve`, with the chosen `--task`'s defaults between the built-in ones and the file's
+    (its shorter `compare` budget when `comparing`)."""
     task = chosen_task(from_file or {}, from_flags or {})
-    return resolve(options, task_defaults(task) | dict(from_file or {}), from_flags)
+    return resolve(options, task_defaults(task, comparing=comparing) | dict(from_file or {}), from_flags)
 
 
 def explicit_keys(

@@ -120,6 +120,25 @@ def compare_plot(
     return _save(fig, path, plt)
 
 
+def batch_size_plot(path: Path, finals: Mapping[str, Mapping[int, Sequence[float]]], metric: str) -> Path:
+    """The final `metric` against the batch size (log scale) per optimizer: median over seeds, with
+    the min–max band. `finals` maps an optimizer to {batch size: [final value per seed]}."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    scale = 100.0 if metric.endswith("accuracy") else 1.0
+    for name, by_size in finals.items():
+        sizes = sorted(by_size)
+        values = np.array([[scale * v for v in by_size[size]] for size in sizes]).T
+        _band(ax, sizes, values, name, marker="o", markersize=4)
+    ax.set_xscale("log", base=2)
+    name = metric.replace("_", " ") + (" (%)" if scale == 100.0 else "")
+    ax.set(xlabel="batch size", ylabel=f"final {name}", title=f"Final {name} against batch size")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
 def schedule_plot(path: Path, title: str, lrs: Sequence[float], momenta: Sequence[float] | None) -> Path:
     """The learning rate (and, when given, the momentum on a second axis) against step."""
     plt = _pyplot()
