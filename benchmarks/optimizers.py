@@ -87,8 +87,20 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], int]] = [
     ("AdamW", "AdamW", "AdamW", {"lr": 1e-3}, 28),
     ("RMSprop", "RMSprop", "RMSprop", {"lr": 1e-2}, 20),
     ("LARS", "LARS", None, {"lr": 0.1}, 28),  # norms pass (p, g: 8 B) + SGD momentum (20 B)
+    # the rest of torch.optim's element-wise roster: read p, g and the state, write p and the state
+    ("Adagrad", "Adagrad", "Adagrad", {"lr": 1e-2}, 20),
+    ("Adadelta", "Adadelta", "Adadelta", {"lr": 1.0}, 28),
+    ("Adamax", "Adamax", "Adamax", {"lr": 2e-3}, 28),
+    ("NAdam", "NAdam", "NAdam", {"lr": 2e-3}, 28),
+    ("RAdam", "RAdam", "RAdam", {"lr": 1e-3}, 28),
+    ("ASGD", "ASGD", "ASGD", {"lr": 1e-2}, 20),
+    ("Rprop", "Rprop", "Rprop", {"lr": 1e-2}, 28),
+    # beyond torch (no torch counterpart to time): the same byte counting
+    ("ADOPT", "ADOPT", None, {"lr": 1e-3}, 28),
+    ("Schedule-Free AdamW", "ScheduleFreeAdamW", None, {"lr": 2.5e-3}, 28),  # y, g, z, v
+    ("Schedule-Free SGD", "ScheduleFreeSGD", None, {"lr": 1.0}, 20),
 ]
-HAS_FUSED = {"SGD momentum", "Adam", "AdamW"}
+HAS_FUSED = {"SGD momentum", "Adam", "AdamW", "Adagrad"}
 BYTES_PER_PARAM = {name: per_param for name, *_, per_param in CASES}
 #: the two problem sizes: tensor sizes, steps timed per case in a request
 SIZES = {"big": ([10_000_000], 1), "small": ([100] * 1000, 5)}
@@ -176,6 +188,8 @@ def extensor_actions(sizes: list[int]) -> dict[str, Callable[[], Any]]:
     for name, ours, _, options, _ in CASES:
         params = [ExTensor(rng.standard_normal(n).astype(np.float32), requires_grad=True) for n in sizes]
         optimizer = getattr(optimizers, ours)(params, **options)
+        if callable(getattr(optimizer, "train", None)):
+            optimizer.train()  # Schedule-Free steps in training mode
         for p in params:
             p.grad = rng.standard_normal(p.shape).astype(np.float32)
         actions[name] = optimizer.step
