@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from extensor.core.tensor import ExTensor
-from extensor.training.optimizers.adafactor import Adafactor
+from extensor.training.optimizers.adafactor import Adafactor, adafactor_kernel
 
 STEPS = 120
 #: a matrix, a vector, a 3-D tensor (factored per leading index), a scalar, a one-element vector
@@ -298,3 +298,26 @@ def test_add_param_group_validates_before_building() -> None:
     with pytest.raises(ValueError, match=r"Clipping threshold d should be >= 1 but is: 0\.0"):
         optimizer.add_param_group({"params": [ExTensor(np.zeros(3), requires_grad=True)], "d": 0.0})
     assert len(optimizer.param_groups) == 1 and len(optimizer._packs) == 1
+
+
+def test_the_parallel_kernel_computes_what_the_serial_one_does() -> None:
+    """The compiled twin taken above PARALLEL_MIN_ELEMENTS (tensors in parallel) matches the serial one."""
+    results = []
+    for parallel in (False, True):
+        rng = np.random.default_rng(3)
+        params = [ExTensor(np.asarray(rng.standard_normal(shape)), requires_grad=True) for shape in SHAPES]
+        optimizer = Adafactor(params, lr=0.1, weight_decay=0.1)
+        pack = optimizer._packs[0][0]
+        factors = optimizer._factors_of(pack)
+        grad = np.random.default_rng(0).standard_normal(pack.buffer.numel)
+        kernel = adafactor_kernel.parallel if parallel else adafactor_kernel.serial
+        kernel(
+            pack.buffer.data, grad, pack.buffer.offsets, factors.layout, factors.counts,
+            factors.rows, factors.cols, factors.variance, factors.work, 0, len(params),
+            1.0, 0.99, 1.0, 0.0, 1.0, 1e-16, 1e-32, 0.1, 1e-3, 1.0,
+        )  # fmt: skip
+        results.append(
+            [pack.buffer.data.copy(), factors.rows.copy(), factors.cols.copy(), factors.variance.copy()]
+        )
+    for first, second in zip(*results, strict=True):
+        np.testing.assert_array_equal(first, second)
