@@ -9,6 +9,7 @@ optimizer in one short file.
 """
 
 from extensor.training.optimizers.adadelta import Adadelta
+from extensor.training.optimizers.adafactor import Adafactor
 from extensor.training.optimizers.adagrad import Adagrad
 from extensor.training.optimizers.adam import Adam, AdamW
 from extensor.training.optimizers.adamax import Adamax
@@ -16,6 +17,7 @@ from extensor.training.optimizers.adopt import ADOPT
 from extensor.training.optimizers.asgd import ASGD
 from extensor.training.optimizers.lars import LARS, exclude_from_adaptation
 from extensor.training.optimizers.lbfgs import LBFGS
+from extensor.training.optimizers.muon import Muon
 from extensor.training.optimizers.nadam import NAdam
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 from extensor.training.optimizers.radam import RAdam
@@ -31,10 +33,12 @@ __all__ = [
     "LBFGS",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
+    "Muon",
     "NAdam",
     "Optimizer",
     "ParamGroup",

@@ -17,14 +17,14 @@ __all__ = ["lerp", "nan_maximum"]
 def lerp(start: Any, end: Any, weight: Any, one_minus_weight: Any) -> Any:
     """``torch.lerp(start, end, weight)``: ``start + weight * (end - start)``.
 
-    ATen switches formula at weight 0.5 for accuracy; `one_minus_weight` is ``1 - weight``
+    ATen switches formula at ``|weight| = 0.5`` for accuracy; `one_minus_weight` is ``1 - weight``
     computed in the element dtype by the caller (once per step, not per element). Both
     formulas are computed and one is selected, so a loop calling this stays branch-free.
     """
     diff = end - start
     small = start + weight * diff
     large = end - diff * one_minus_weight
-    return small if weight < 0.5 else large
+    return small if abs(weight) < 0.5 else large
 
 
 @njit(cache=True, inline="always")
