@@ -80,6 +80,7 @@ OPTIMIZER_CLASSES: dict[str, str] = {
     "schedule-free-adamw": "ScheduleFreeAdamW",
     "schedule-free-sgd": "ScheduleFreeSGD",
     "adafactor": "Adafactor",
+    "lion": "Lion",
 }
 #: Constructor arguments the CLI gives an optimizer unless the user sets them: mini-batch L-BFGS
 #: diverges without a line search, and 5 iterations of history 10 per batch are enough here.
@@ -115,6 +116,7 @@ RECOMMENDED_LR: dict[str, float] = {
     "schedule-free-adamw": 5e-3,
     "schedule-free-sgd": 2.0,
     "adafactor": 0.1,
+    "lion": 3e-3,
 }
 
 

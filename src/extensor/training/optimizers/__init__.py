@@ -17,6 +17,7 @@ from extensor.training.optimizers.adopt import ADOPT
 from extensor.training.optimizers.asgd import ASGD
 from extensor.training.optimizers.lars import LARS, exclude_from_adaptation
 from extensor.training.optimizers.lbfgs import LBFGS
+from extensor.training.optimizers.lion import Lion
 from extensor.training.optimizers.muon import Muon
 from extensor.training.optimizers.nadam import NAdam
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
@@ -38,6 +39,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Lion",
     "Muon",
     "NAdam",
     "Optimizer",
