@@ -15,7 +15,7 @@ TINY = quick_args()
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--optimizer", "adagrad"], "invalid choice: 'adagrad'"),
+        (["train", "--optimizer", "sophia"], "invalid choice: 'sophia'"),
         (["train", "--lr", "-0.1"], "--lr must be >= 0, got -0.1"),
         (["train", "--epochs", "0"], "--epochs must be >= 1"),
         (["train", "--batch-size", "x"], "invalid int value: 'x'"),
@@ -48,7 +48,7 @@ TINY = quick_args()
         ),
         (["train", "--scheduler", "onecycle", "--scheduler-arg", "pct_start=2"], "pct_start"),
         (["train", "--config", "/no/such.toml"], "config file '/no/such.toml' does not exist"),
-        (["compare", "--optimizers", "sgd,adagrad"], "unknown optimizer 'adagrad'"),
+        (["compare", "--optimizers", "sgd,sophia"], "unknown optimizer 'sophia'"),
         (["compare", "--optimizers", "sgd:fast"], "bad learning rate 'fast'"),
         (["schedule", "bogus"], "unknown scheduler 'bogus'"),
         (["schedule", "plateau"], "no curve without training"),
