@@ -81,6 +81,7 @@ OPTIMIZER_CLASSES: dict[str, str] = {
     "schedule-free-sgd": "ScheduleFreeSGD",
     "adafactor": "Adafactor",
     "lion": "Lion",
+    "lamb": "LAMB",
 }
 #: Constructor arguments the CLI gives an optimizer unless the user sets them: mini-batch L-BFGS
 #: diverges without a line search, and 5 iterations of history 10 per batch are enough here.
@@ -117,6 +118,7 @@ RECOMMENDED_LR: dict[str, float] = {
     "schedule-free-sgd": 2.0,
     "adafactor": 0.1,
     "lion": 3e-3,
+    "lamb": 1e-2,
 }
 
 

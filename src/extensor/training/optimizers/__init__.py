@@ -15,6 +15,7 @@ from extensor.training.optimizers.adam import Adam, AdamW
 from extensor.training.optimizers.adamax import Adamax
 from extensor.training.optimizers.adopt import ADOPT
 from extensor.training.optimizers.asgd import ASGD
+from extensor.training.optimizers.lamb import LAMB
 from extensor.training.optimizers.lars import LARS, exclude_from_adaptation
 from extensor.training.optimizers.lbfgs import LBFGS
 from extensor.training.optimizers.lion import Lion
@@ -30,6 +31,7 @@ from extensor.training.optimizers.sgd import SGD
 __all__ = [
     "ADOPT",
     "ASGD",
+    "LAMB",
     "LARS",
     "LBFGS",
     "SGD",
