@@ -100,7 +100,7 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], int]] = [
     ("Schedule-Free AdamW", "ScheduleFreeAdamW", None, {"lr": 2.5e-3}, 28),  # y, g, z, v
     ("Schedule-Free SGD", "ScheduleFreeSGD", None, {"lr": 1.0}, 20),
     ("Lion", "Lion", None, {"lr": 1e-4}, 20),
-    ("LAMB", "LAMB", None, {"lr": 1e-3}, 28),  # the algorithm's bytes; the kernels move 48 (u written, read twice)
+    ("LAMB", "LAMB", None, {"lr": 1e-3}, 28),  # the algorithm's bytes; the kernels move 48 (u to scratch)
 ]
 HAS_FUSED = {"SGD momentum", "Adam", "AdamW", "Adagrad"}
 BYTES_PER_PARAM = {name: per_param for name, *_, per_param in CASES}
