@@ -23,11 +23,19 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.declare import Check, Flag, Numbers, State
+from extensor.training.optimizers.declare import Check, Flag, Numbers, Rules, State
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
-__all__ = ["Adam", "AdamW", "adam_gradient", "adam_kernel", "adam_moments", "moment_coefficients"]
+__all__ = [
+    "ADAM_CHECKS",
+    "Adam",
+    "AdamW",
+    "adam_gradient",
+    "adam_kernel",
+    "adam_moments",
+    "moment_coefficients",
+]
 
 
 @njit(cache=True, inline="always")
@@ -181,6 +189,18 @@ def adam_kernel(
             )  # fmt: skip
 
 
+#: torch's checks of the Adam family's shared arguments, in torch's order: Adam, AdamW, NAdam, RAdam,
+#: Adamax, ADOPT and LAMB each add their own.
+ADAM_CHECKS: Rules = (
+    Check("lr >= 0", "learning rate"),
+    Check("eps >= 0", "epsilon value"),
+    Numbers("betas", 2),
+    Check("0 <= betas[0] < 1", "beta parameter at index 0"),
+    Check("0 <= betas[1] < 1", "beta parameter at index 1"),
+    Check("weight_decay >= 0", "weight_decay value"),
+)
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015), identical to `torch.optim.Adam`.
 
@@ -204,16 +224,7 @@ class Adam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
     """
 
-    hyperparameters = (
-        Check("lr >= 0", "learning rate"),
-        Check("eps >= 0", "epsilon value"),
-        Numbers("betas", 2),
-        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
-        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
-        Check("weight_decay >= 0", "weight_decay value"),
-        Flag("amsgrad"),
-        Flag("maximize"),
-    )
+    hyperparameters: ClassVar[Rules] = (*ADAM_CHECKS, Flag("amsgrad"), Flag("maximize"))
     buffers = ("exp_avg", "exp_avg_sq", State("max_exp_avg_sq", when="amsgrad"))
     #: AdamW decays the weights directly (θ ← θ(1 − γλ)) instead of adding λθ to the gradient.
     decoupled_weight_decay: ClassVar[bool] = False

@@ -6,13 +6,14 @@ Kingma & Ba, "Adam: A Method for Stochastic Optimization" (ICLR 2015), section 7
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from numba import prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.declare import Check, Flag, Numbers
+from extensor.training.optimizers.adam import ADAM_CHECKS
+from extensor.training.optimizers.declare import Flag, Rules
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
@@ -75,15 +76,7 @@ class Adamax(Optimizer):
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_inf`` (u).
     """
 
-    hyperparameters = (
-        Check("lr >= 0", "learning rate"),
-        Check("eps >= 0", "epsilon value"),
-        Numbers("betas", 2),
-        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
-        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
-        Check("weight_decay >= 0", "weight_decay value"),
-        Flag("maximize"),
-    )
+    hyperparameters: ClassVar[Rules] = (*ADAM_CHECKS, Flag("maximize"))
     buffers = ("exp_avg", "exp_inf")
 
     def __init__(

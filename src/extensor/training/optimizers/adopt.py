@@ -10,15 +10,15 @@ gradient, v is updated after it is used, both in optax's ``(1 - b)·x + b·t`` f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numba import prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.adam import adam_gradient
-from extensor.training.optimizers.declare import Check, Flag, Numbers, require_real
+from extensor.training.optimizers.adam import ADAM_CHECKS, adam_gradient
+from extensor.training.optimizers.declare import Flag, Rules, require_real
 from extensor.training.optimizers.elementwise import nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
@@ -113,13 +113,8 @@ class ADOPT(Optimizer):
     in float32 from the rounded β2 instead, 1.7e-4 too large relatively for β2 = 0.9999.
     """
 
-    hyperparameters = (
-        Check("lr >= 0", "learning rate"),
-        Check("eps >= 0", "epsilon value"),
-        Numbers("betas", 2),
-        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
-        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
-        Check("weight_decay >= 0", "weight_decay value"),
+    hyperparameters: ClassVar[Rules] = (
+        *ADAM_CHECKS,
         Flag("decoupled_weight_decay"),
         Flag("nesterov"),
         Flag("maximize"),

@@ -7,14 +7,15 @@ arXiv:1904.00962).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numba import prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import class_bounds, parallel_chunks, segment_sum_squares_pair, sized_kernel
-from extensor.training.optimizers.declare import Check, Flag, Numbers
+from extensor.training.optimizers.adam import ADAM_CHECKS
+from extensor.training.optimizers.declare import Check, Flag, Rules
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, Window, _Pack
 
 __all__ = ["LAMB", "lamb_apply_kernel", "lamb_direction_kernel"]
@@ -81,14 +82,9 @@ class LAMB(Optimizer):
     48 bytes per float32 parameter; it cannot run sharded (the norms need whole tensors).
     """
 
-    hyperparameters = (
-        Check("lr >= 0", "learning rate"),
-        Check("eps >= 0", "epsilon value"),
+    hyperparameters: ClassVar[Rules] = (
+        *ADAM_CHECKS,
         Check("eps_root >= 0", "eps_root value"),
-        Numbers("betas", 2),
-        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
-        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
-        Check("weight_decay >= 0", "weight_decay value"),
         Flag("maximize"),
     )
     buffers = ("exp_avg", "exp_avg_sq")

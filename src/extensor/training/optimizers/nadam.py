@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numba import prange
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.adam import adam_moments, moment_coefficients
-from extensor.training.optimizers.declare import Check, Flag, Numbers
+from extensor.training.optimizers.adam import ADAM_CHECKS, adam_moments, moment_coefficients
+from extensor.training.optimizers.declare import Check, Flag, Rules
 from extensor.training.optimizers.optimizer import (
     Optimizer,
     ParamGroup,
@@ -97,13 +97,8 @@ class NAdam(Optimizer):
     running product Π of μ, kept per tensor as torch does), ``exp_avg``, ``exp_avg_sq``.
     """
 
-    hyperparameters = (
-        Check("lr >= 0", "learning rate"),
-        Check("eps >= 0", "epsilon value"),
-        Numbers("betas", 2),
-        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
-        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
-        Check("weight_decay >= 0", "weight_decay value"),
+    hyperparameters: ClassVar[Rules] = (
+        *ADAM_CHECKS,
         Check("momentum_decay >= 0", "momentum_decay value"),
         Flag("decoupled_weight_decay"),
         Flag("maximize"),

@@ -8,15 +8,15 @@ are Adam's (`adam_moments`, shared with Adam, AdamW and NAdam); only the paramet
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numba import prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.adam import adam_moments, moment_coefficients
-from extensor.training.optimizers.declare import Check, Flag, Numbers
+from extensor.training.optimizers.adam import ADAM_CHECKS, adam_moments, moment_coefficients
+from extensor.training.optimizers.declare import Flag, Rules
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
 __all__ = ["RAdam", "radam_kernel"]
@@ -95,16 +95,7 @@ class RAdam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
-    hyperparameters = (
-        Check("lr >= 0", "learning rate"),
-        Check("eps >= 0", "epsilon value"),
-        Numbers("betas", 2),
-        Check("0 <= betas[0] < 1", "beta parameter at index 0"),
-        Check("0 <= betas[1] < 1", "beta parameter at index 1"),
-        Check("weight_decay >= 0", "weight_decay value"),
-        Flag("decoupled_weight_decay"),
-        Flag("maximize"),
-    )
+    hyperparameters: ClassVar[Rules] = (*ADAM_CHECKS, Flag("decoupled_weight_decay"), Flag("maximize"))
     buffers = ("exp_avg", "exp_avg_sq")
 
     def __init__(
