@@ -7,7 +7,6 @@ number, and softmax/log_softmax subtract the row maximum before exponentiating.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -86,23 +85,6 @@ def tanh(a: Any) -> ExTensor:
     return record(y, (x,), backward)
 
 
-_erf_ufunc: Callable[[Array], Array] | None = None
-
-
-def _erf(x: Array) -> Array:
-    """The error function, elementwise (a numba ufunc over libm's erf/erff, compiled on first use)."""
-    global _erf_ufunc
-    if _erf_ufunc is None:
-        from numba import vectorize
-
-        @vectorize(["float32(float32)", "float64(float64)"], cache=True)
-        def erf(v: float) -> float:  # pragma: no cover - compiled by numba
-            return math.erf(v)
-
-        _erf_ufunc = erf
-    return _erf_ufunc(x)
-
-
 @register("gelu")
 def gelu(a: Any, approximate: str = "none") -> ExTensor:
     """Gaussian error linear unit (Hendrycks & Gimpel, 2016, arXiv:1606.08415), as torch.nn.functional.gelu.
@@ -116,14 +98,18 @@ def gelu(a: Any, approximate: str = "none") -> ExTensor:
     xd = x.data
     dtype = xd.dtype.type
     if approximate == "none":
-        cdf = 0.5 * (1 + _erf(xd * dtype(_INV_SQRT_2)))
-        y = xd * cdf
+        flat = np.ascontiguousarray(xd).reshape(-1)
+        y = np.empty_like(flat)
+        cdf = np.empty_like(flat)
+        _activation_kernels.gelu_forward(flat, dtype(_INV_SQRT_2), y, cdf)
 
         def backward(g: Array) -> tuple[Array]:
-            pdf = np.exp(-0.5 * xd * xd) * dtype(_INV_SQRT_2PI)
-            return (g * (cdf + xd * pdf),)
+            grad = np.empty_like(flat)
+            upstream = np.ascontiguousarray(g).reshape(-1)
+            _activation_kernels.gelu_backward(flat, cdf, upstream, dtype(_INV_SQRT_2PI), grad)
+            return (grad.reshape(xd.shape),)
 
-        return record(y, (x,), backward)
+        return record(y.reshape(xd.shape), (x,), backward)
 
     inner = dtype(_SQRT_2_OVER_PI) * (xd + dtype(_GELU_CUBIC) * xd * xd * xd)
     t = np.tanh(inner)
