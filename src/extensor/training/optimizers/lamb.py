@@ -35,7 +35,9 @@ def lamb_direction_kernel(
         exp_avg[i] = m
         exp_avg_sq[i] = v
         direction = (m / bias_correction1) / (np.sqrt(v / bias_correction2 + eps_root) + eps)
-        update[i] = direction + weight_decay * param[i]
+        if weight_decay != 0:  # as optax, no term without decay: 0 · inf would turn an inf into NaN
+            direction = direction + weight_decay * param[i]
+        update[i] = direction
 
 
 @sized_kernel(fastmath=False)
