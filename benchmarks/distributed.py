@@ -55,13 +55,17 @@ def collectives_worker(quick: bool) -> None:
         row = {
             "bytes": size_bytes,
             "allreduce_one_call": median_seconds(
-                lambda b=buffer: raw.Allreduce(MPI.IN_PLACE, b, op=MPI.SUM), repeat, comm.barrier),
+                lambda b=buffer: raw.Allreduce(MPI.IN_PLACE, b, op=MPI.SUM), repeat, comm.barrier
+            ),
             "allreduce_4MiB_slices": median_seconds(
-                lambda b=buffer: comm.allreduce_sum_(b), repeat, comm.barrier),
+                lambda b=buffer: comm.allreduce_sum_(b), repeat, comm.barrier
+            ),
             "reduce_scatter": median_seconds(
-                lambda b=buffer, s=shard, c=counts: comm.reduce_scatter_sum(b, s, c), repeat, comm.barrier),
+                lambda b=buffer, s=shard, c=counts: comm.reduce_scatter_sum(b, s, c), repeat, comm.barrier
+            ),
             "allgather": median_seconds(
-                lambda b=buffer, c=counts: comm.allgather_(b, c), repeat, comm.barrier),
+                lambda b=buffer, c=counts: comm.allgather_(b, c), repeat, comm.barrier
+            ),
         }
         rows.append(row)
     if comm.rank == 0:
@@ -83,9 +87,13 @@ def time_step(comm: Any, optimizer_name: str, mode: str, batch: int, repeat: int
     x = ExTensor(rng.standard_normal((batch, 512)).astype(np.float32))
     y = ExTensor(rng.integers(0, 10, batch))
     generator = np.random.default_rng(1)
-    model = Sequential(Linear(512, 2048, generator=generator), ReLU(),
-                       Linear(2048, 2048, generator=generator), ReLU(),
-                       Linear(2048, 10, generator=generator))
+    model = Sequential(
+        Linear(512, 2048, generator=generator),
+        ReLU(),
+        Linear(2048, 2048, generator=generator),
+        ReLU(),
+        Linear(2048, 10, generator=generator),
+    )
     criterion = CrossEntropyLoss()
     network: Any = DistributedDataParallel(model) if mode == "ddp" else model
     optimizer: Any = getattr(optimizers, optimizer_name)(model.parameters(), lr=1e-3)
@@ -159,8 +167,10 @@ def report_collectives(quick: bool) -> None:
     rows = run_worker("collectives", quick)
     print("## Collectives on float32 buffers, 2 ranks (MPICH), medians")
     print()
-    print("| buffer | one Allreduce | sliced all-reduce (4 MiB) | sliced GB/s | one call / sliced "
-          "| Reduce_scatter | Allgatherv | RS+AG / sliced AR |")
+    print(
+        "| buffer | one Allreduce | sliced all-reduce (4 MiB) | sliced GB/s | one call / sliced "
+        "| Reduce_scatter | Allgatherv | RS+AG / sliced AR |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         size = row["bytes"]
@@ -185,8 +195,10 @@ def report_steps(quick: bool) -> None:
         threaded = run_worker("steps", quick, processes=1, threads=cores)
         rows += [dict(row, mode=f"1 process, {cores} threads") for row in threaded]
     rows += [dict(row, mode=f"2 ranks, {row['mode']}") for row in run_worker("steps", quick, processes=2)]
-    print(f"## Training step of a {single[0]['parameters']:,}-parameter float32 MLP, global batch "
-          f"{GLOBAL_BATCH} (2 ranks: 1 thread and batch {GLOBAL_BATCH // 2} each)")
+    print(
+        f"## Training step of a {single[0]['parameters']:,}-parameter float32 MLP, global batch "
+        f"{GLOBAL_BATCH} (2 ranks: 1 thread and batch {GLOBAL_BATCH // 2} each)"
+    )
     print()
     print("| optimizer | run | step | vs 1 process | averaging + update | vs 1 process | state / rank |")
     print("|---|---|---|---|---|---|---|")

@@ -38,7 +38,7 @@ def test_optimizer_arg_reaches_the_constructor(run_cli: Callable[..., Outcome], 
         "train", *TINY, "--optimizer", "adam", "--optimizer-arg", "amsgrad=true", "--out", str(out)
     )
     assert result.status == 0, result.err
-    assert 'amsgrad = true' in (out / "config.toml").read_text()
+    assert "amsgrad = true" in (out / "config.toml").read_text()
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,25 @@ from extensor.distributed.launch import describe, run
 from extensor.training.checkpoint import read_checkpoint
 
 # 900 spirals examples in batches of 24: 38 steps per epoch, the last one partial (12 examples)
-ARGS = ["train", "--model", "mlp", "--dataset", "spirals", "--epochs", "2", "--batch-size", "24",
-        "--clip-norm", "0.5", "--no-progress", "--no-plots", "--checkpoint-every", "20",
-        "--keep-checkpoints", "10"]
+ARGS = [
+    "train",
+    "--model",
+    "mlp",
+    "--dataset",
+    "spirals",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "24",
+    "--clip-norm",
+    "0.5",
+    "--no-progress",
+    "--no-plots",
+    "--checkpoint-every",
+    "20",
+    "--keep-checkpoints",
+    "10",
+]
 
 
 def records(folder: Path) -> list[dict[str, Any]]:
@@ -50,8 +66,19 @@ def test_distributed_training_equals_one_process_and_resumes_anywhere(tmp_path: 
 
     # the 2-rank sharded checkpoint of step 40 continues on 3 replicated ranks and in one process
     replicated, alone = tmp_path / "replicated", tmp_path / "alone"
-    train_mpi(3, ["train", "--resume", str(checkpoint), "--distributed", "--no-shard-optimizer",
-                  "--out", str(replicated), "--no-progress"])
+    train_mpi(
+        3,
+        [
+            "train",
+            "--resume",
+            str(checkpoint),
+            "--distributed",
+            "--no-shard-optimizer",
+            "--out",
+            str(replicated),
+            "--no-progress",
+        ],
+    )
     assert_same_run(replicated, single)
     assert main(["train", "--resume", str(checkpoint), "--out", str(alone), "--no-progress"]) == 0
     assert_same_run(alone, single)

@@ -29,8 +29,13 @@ def test_unshuffled_shards_equal_torch(
 
 
 @settings(max_examples=60, deadline=None)
-@given(length=st.integers(1, 60), replicas=st.integers(1, 6), drop_last=st.booleans(),
-       seed=st.integers(0, 2**31), epoch=st.integers(0, 100))
+@given(
+    length=st.integers(1, 60),
+    replicas=st.integers(1, 6),
+    drop_last=st.booleans(),
+    seed=st.integers(0, 2**31),
+    epoch=st.integers(0, 100),
+)
 def test_shuffled_shards_partition_one_permutation(
     length: int, replicas: int, drop_last: bool, seed: int, epoch: int
 ) -> None:

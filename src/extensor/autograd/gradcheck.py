@@ -71,9 +71,7 @@ def gradcheck(
         reference = _outputs(fn(*args))
     sizes = [0 if y is None else y.size for y in reference]
 
-    analytic = {
-        (k, i): np.zeros((sizes[k], args[i].size)) for k in range(len(reference)) for i in checked
-    }
+    analytic = {(k, i): np.zeros((sizes[k], args[i].size)) for k in range(len(reference)) for i in checked}
     for k, size in enumerate(sizes):
         for j in range(size):
             tape = Tape()

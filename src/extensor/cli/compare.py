@@ -119,7 +119,7 @@ def time_to_target(result: RunResult, task: Task) -> tuple[int, float] | None:
 
 
 def spread(values: list[float], fmt: str) -> str:
-    """"median" for one value, "median [min, max]" for several; "—" when there are none."""
+    """ "median" for one value, "median [min, max]" for several; "—" when there are none."""
     if not values:
         return "—"
     text = format(float(np.median(values)), fmt)

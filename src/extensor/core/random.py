@@ -34,9 +34,7 @@ def resolve_generator(generator: np.random.Generator | None) -> np.random.Genera
     if generator is None:
         return _generator
     if not isinstance(generator, np.random.Generator):
-        raise TypeError(
-            f"generator must be a numpy.random.Generator or None, got {type(generator).__name__}"
-        )
+        raise TypeError(f"generator must be a numpy.random.Generator or None, got {type(generator).__name__}")
     return generator
 
 
@@ -76,9 +74,7 @@ def get_rng_state() -> dict[str, Any]:
 
 def _word(value: Any, name: str, bits: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(
-            f"random state field {name!r} must be an integer or a decimal string, got {value!r}"
-        )
+        raise ValueError(f"random state field {name!r} must be an integer or a decimal string, got {value!r}")
     try:
         number = int(value)
     except ValueError:

@@ -208,8 +208,10 @@ class DistributedDataParallel:
         if buffers != self._checked_buffers:
             check_same_layout(
                 self.comm,
-                [f"flat buffer {i}: {len(b)} tensors, {b.numel} elements, {b.dtype}"
-                 for i, b in enumerate(buffers)]
+                [
+                    f"flat buffer {i}: {len(b)} tensors, {b.numel} elements, {b.dtype}"
+                    for i, b in enumerate(buffers)
+                ]
                 + describe_arrays("unpacked parameter", loose),
                 "the flat gradient buffers",
             )

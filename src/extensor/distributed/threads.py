@@ -55,8 +55,10 @@ def ranks_on_this_node(comm: Communicator) -> int:
 def _set_openblas_threads(threads: int) -> bool:
     """Tell the OpenBLAS that NumPy loaded to use `threads` threads; False if none was found."""
     numpy_dir = Path(np.__file__).parent
-    candidates = [*glob.glob(str(numpy_dir.parent / "numpy.libs" / "*openblas*")),
-                  *glob.glob(str(numpy_dir / ".dylibs" / "*openblas*"))]
+    candidates = [
+        *glob.glob(str(numpy_dir.parent / "numpy.libs" / "*openblas*")),
+        *glob.glob(str(numpy_dir / ".dylibs" / "*openblas*")),
+    ]
     for path in candidates:
         try:
             library = ctypes.CDLL(path)

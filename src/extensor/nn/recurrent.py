@@ -46,9 +46,7 @@ class _Recurrent(Module):
     mode: str
     bias: bool
 
-    def _make_weights(
-        self, suffix: str, input_size: int, bias: bool, dtype: np.dtype[Any]
-    ) -> None:
+    def _make_weights(self, suffix: str, input_size: int, bias: bool, dtype: np.dtype[Any]) -> None:
         rows = GATES[self.mode] * self.hidden_size
         setattr(self, f"weight_ih{suffix}", Parameter(np.empty((rows, input_size), dtype=dtype)))
         setattr(self, f"weight_hh{suffix}", Parameter(np.empty((rows, self.hidden_size), dtype=dtype)))

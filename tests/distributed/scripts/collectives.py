@@ -66,11 +66,15 @@ class Model:
 
     def __init__(self, seed: int, width: int = 3) -> None:
         rng = np.random.default_rng(seed)
-        self.weights = [ExTensor(rng.standard_normal((width, 4)), requires_grad=True),
-                        ExTensor(rng.standard_normal(4), requires_grad=True),
-                        ExTensor(rng.standard_normal((2, 2)), requires_grad=True)]
-        self.singles = [ExTensor(rng.standard_normal(5).astype(np.float32), requires_grad=True),
-                        ExTensor(rng.standard_normal(6).astype(np.float32), requires_grad=True)]
+        self.weights = [
+            ExTensor(rng.standard_normal((width, 4)), requires_grad=True),
+            ExTensor(rng.standard_normal(4), requires_grad=True),
+            ExTensor(rng.standard_normal((2, 2)), requires_grad=True),
+        ]
+        self.singles = [
+            ExTensor(rng.standard_normal(5).astype(np.float32), requires_grad=True),
+            ExTensor(rng.standard_normal(6).astype(np.float32), requires_grad=True),
+        ]
         self.loose = ExTensor(rng.standard_normal(3), requires_grad=True)
         self.running_mean = rng.standard_normal(4)
 
@@ -98,8 +102,10 @@ assert (model.running_mean == 0).all()
 # Packed the way an optimizer packs: one buffer per dtype; `loose` stays unpacked.
 float64_buffer = FlatBuffer(model.weights)
 float32_buffer = FlatBuffer(model.singles)
-gradients = {id(p): [np.random.default_rng(r * 10 + i).standard_normal(p.shape).astype(p.dtype)
-                     for r in range(size)] for i, p in enumerate(model.parameters())}
+gradients = {
+    id(p): [np.random.default_rng(r * 10 + i).standard_normal(p.shape).astype(p.dtype) for r in range(size)]
+    for i, p in enumerate(model.parameters())
+}
 # weights[1]: absent on rank 0 only; weights[2]: absent everywhere; singles[1]: absent on the last rank.
 absent = {id(model.weights[1]): {0}, id(model.weights[2]): set(range(size)), id(model.singles[1]): {size - 1}}
 for parameter in model.parameters():

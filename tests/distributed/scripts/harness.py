@@ -38,13 +38,19 @@ class Config:
 
 
 CONFIGS = [
-    Config("sgd", "sgd", "SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-2, "nesterov": True},
-           accumulate=True),
+    Config(
+        "sgd",
+        "sgd",
+        "SGD",
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-2, "nesterov": True},
+        accumulate=True,
+    ),
     Config("adam", "adam", "Adam", {"lr": 1e-2, "weight_decay": 1e-2, "amsgrad": True}, clip=0.5),
     Config("adamw", "adam", "AdamW", {"lr": 1e-2, "weight_decay": 0.1}),
     Config("rmsprop", "rmsprop", "RMSprop", {"lr": 1e-2, "momentum": 0.5, "centered": True}, clip=0.3),
-    Config("lars", "lars", "LARS",
-           {"lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3, "trust_coefficient": 0.02}),
+    Config(
+        "lars", "lars", "LARS", {"lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3, "trust_coefficient": 0.02}
+    ),
 ]
 
 
@@ -54,8 +60,11 @@ class Net(Module):
     def __init__(self, dtype: Any, seed: int) -> None:
         super().__init__()
         generator = np.random.default_rng(seed)
-        self.body = Sequential(Linear(5, 8, dtype=dtype, generator=generator), Tanh(),
-                               Linear(8, 3, dtype=dtype, generator=generator))
+        self.body = Sequential(
+            Linear(5, 8, dtype=dtype, generator=generator),
+            Tanh(),
+            Linear(8, 3, dtype=dtype, generator=generator),
+        )
         self.unused = Linear(3, 2, dtype=dtype, generator=generator)
 
     def forward(self, x: ExTensor) -> ExTensor:
@@ -167,8 +176,13 @@ def assert_tensors_close(model: Any, reference: Any, dtype: Any, what: str) -> N
     tolerance = TOLERANCE[np.dtype(dtype)]
     for index, (mine, theirs) in enumerate(zip(model.parameters(), reference.parameters(), strict=True)):
         scale = max(float(np.abs(theirs.data).max()), 1e-30)
-        np.testing.assert_allclose(mine.data, theirs.data, rtol=tolerance, atol=tolerance * scale,
-                                   err_msg=f"{what}: parameter {index}")
+        np.testing.assert_allclose(
+            mine.data,
+            theirs.data,
+            rtol=tolerance,
+            atol=tolerance * scale,
+            err_msg=f"{what}: parameter {index}",
+        )
 
 
 def assert_states_close(mine: dict[str, Any], theirs: dict[str, Any], dtype: Any, what: str) -> None:
@@ -180,8 +194,13 @@ def assert_states_close(mine: dict[str, Any], theirs: dict[str, Any], dtype: Any
         for key, value in entries.items():
             value = np.asarray(value)
             scale = max(float(np.abs(value).max()), 1e-30) if value.size else 1.0
-            np.testing.assert_allclose(mine["state"][index][key], value, rtol=tolerance,
-                                       atol=tolerance * scale, err_msg=f"{what}: state {index}/{key}")
+            np.testing.assert_allclose(
+                mine["state"][index][key],
+                value,
+                rtol=tolerance,
+                atol=tolerance * scale,
+                err_msg=f"{what}: state {index}/{key}",
+            )
 
 
 class StateHolder:

@@ -150,7 +150,9 @@ def test_add_param_group_mid_training(kit: Any, ours_cls: type) -> None:
         (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "momentum": 0.9, "centered": True}),
         (RMSprop, torch.optim.RMSprop, {"lr": 0.01, "weight_decay": 0.01}),
     ],
-    ids=lambda value: value.__name__ if isinstance(value, type) else ",".join(f"{k}={v}" for k, v in value.items()),  # noqa: E501
+    ids=lambda value: (
+        value.__name__ if isinstance(value, type) else ",".join(f"{k}={v}" for k, v in value.items())
+    ),
 )
 def test_infinities_and_nans_propagate_as_in_torch(
     ours_cls: type, torch_cls: type, options: dict[str, Any]

@@ -150,4 +150,3 @@ def scaled_dot_product_attention(
         )
 
     return record(out, (q, k, v), backward)
-

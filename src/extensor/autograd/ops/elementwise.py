@@ -114,14 +114,20 @@ def clip(a: Any, min: Any = None, max: Any = None) -> ExTensor:
             below = xd < lo.data
             if hi is not None:
                 below = below & (lo.data < hi.data)
-            grads.append(unbroadcast(np.where(below, g, 0).astype(g.dtype, copy=False), lo.shape)
-                         if lo.requires_grad else None)
+            grads.append(
+                unbroadcast(np.where(below, g, 0).astype(g.dtype, copy=False), lo.shape)
+                if lo.requires_grad
+                else None
+            )
         if hi is not None:
             above = xd > hi.data
             if lo is not None:
                 above = above | (hi.data < lo.data)
-            grads.append(unbroadcast(np.where(above, g, 0).astype(g.dtype, copy=False), hi.shape)
-                         if hi.requires_grad else None)
+            grads.append(
+                unbroadcast(np.where(above, g, 0).astype(g.dtype, copy=False), hi.shape)
+                if hi.requires_grad
+                else None
+            )
         grads[0] = unbroadcast(grads[0], x.shape)  # type: ignore[arg-type]
         return tuple(grads)
 

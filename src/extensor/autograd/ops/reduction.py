@@ -107,8 +107,11 @@ def _extremum(
         share = (g if keepdims else _expand(g, axes, False, len(shape))) / count
         return (np.where(ties, share, 0).astype(g.dtype, copy=False),)
 
-    return record(result if keepdims else result.reshape([n for i, n in enumerate(shape) if i not in axes]),
-                  (x,), backward_even)
+    return record(
+        result if keepdims else result.reshape([n for i, n in enumerate(shape) if i not in axes]),
+        (x,),
+        backward_even,
+    )
 
 
 @register("max")

@@ -284,8 +284,7 @@ class Choice:
         """Raise ValueError unless ``group[name]`` is one of `options`."""
         value = group[self.name]
         if not any(
-            value is option or (type(value) is type(option) and value == option)
-            for option in self.options
+            value is option or (type(value) is type(option) and value == option) for option in self.options
         ):
             raise ValueError(f"{self.name} must be one of {list(self.options)!r}, got {value!r}")
 
