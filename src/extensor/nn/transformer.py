@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from extensor.autograd.function import as_tensor
-from extensor.autograd.ops.attention import scaled_dot_product_attention
+from extensor.autograd.ops.attention import packed_attention, scaled_dot_product_attention
 from extensor.autograd.ops.dropout import dropout
 from extensor.autograd.ops.linear import linear
 from extensor.core.tensor import ExTensor
@@ -105,52 +105,58 @@ class MultiheadAttention(Module):
                 f"MultiheadAttention: query, key and value must have the same rank, got shapes "
                 f"{q_in.shape}, {k_in.shape}, {v_in.shape}"
             )
+        self_attention = q_in is k_in and k_in is v_in
+        # work batch first, (N, L, E): the layout of a Transformer's residual stream, so that the
+        # projections read and write contiguous rows and nothing is transposed back and forth
         unbatched = q_in.ndim == 2
         if unbatched:
-            q_in, k_in, v_in = (t.unsqueeze(1) for t in (q_in, k_in, v_in))
-        elif self.batch_first:
+            q_in, k_in, v_in = (t.unsqueeze(0) for t in (q_in, k_in, v_in))
+        elif not self.batch_first:
             q_in, k_in, v_in = (t.transpose(0, 1) for t in (q_in, k_in, v_in))
-        length, batch, width = q_in.shape
+        batch, length, width = q_in.shape
         if width != self.embed_dim:
             raise ValueError(
                 f"MultiheadAttention: expected embed_dim {self.embed_dim}, got query width {width}"
             )
-        source = k_in.shape[0]
+        source = k_in.shape[1]
         e, h, d = self.embed_dim, self.num_heads, self.head_dim
         b = self.in_proj_bias
         w = self.in_proj_weight
-        if q_in is k_in and k_in is v_in:  # self-attention: one projection for q, k and v
-            qkv = linear(q_in, w, b).reshape(length, batch, 3, h, d).permute(2, 1, 3, 0, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]  # each (N, heads, L, d)
-        else:
-            q, k, v = (
-                linear(x, w[i * e : (i + 1) * e], None if b is None else b[i * e : (i + 1) * e])
-                .reshape(x.shape[0], batch, h, d)
-                .permute(1, 2, 0, 3)
-                for i, x in enumerate((q_in, k_in, v_in))
-            )
-        mask = _additive_mask(attn_mask, batch, h, length, source, q.dtype)
+        mask = _additive_mask(attn_mask, batch, h, length, source, q_in.dtype)
+        causal = is_causal and mask is None
         p = self.dropout if self.training else 0.0
         weights: ExTensor | None = None
-        if need_weights:
-            scores = (q @ k.transpose(-1, -2)) * (1.0 / float(np.sqrt(d)))
-            if is_causal and mask is None:
-                mask = np.triu(np.full((length, source), -np.inf, dtype=q.dtype), 1)
-            if mask is not None:
-                scores = scores + ExTensor(mask)
-            attention = scores.softmax(-1)
-            weights = attention.mean(axis=1) if average_attn_weights else attention
-            heads = dropout(attention, p, True) @ v if p > 0 else attention @ v
+        if self_attention and not need_weights:  # one projection and one fused attention node
+            packed = linear(q_in, w, b)
+            merged = packed_attention(packed, h, attn_mask=mask, dropout_p=p, is_causal=causal)
         else:
-            heads = scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal and mask is None
-            )
-        merged = heads.permute(2, 0, 1, 3).reshape(length, batch, e)
+            if self_attention:
+                qkv = linear(q_in, w, b).reshape(batch, length, 3, h, d).permute(2, 0, 3, 1, 4)
+                q, k, v = qkv[0], qkv[1], qkv[2]  # each (N, heads, L, d)
+            else:
+                q, k, v = (
+                    linear(x, w[i * e : (i + 1) * e], None if b is None else b[i * e : (i + 1) * e])
+                    .reshape(batch, x.shape[1], h, d)
+                    .permute(0, 2, 1, 3)
+                    for i, x in enumerate((q_in, k_in, v_in))
+                )
+            if need_weights:
+                scores = (q @ k.transpose(-1, -2)) * (1.0 / float(np.sqrt(d)))
+                if causal:
+                    mask = np.triu(np.full((length, source), -np.inf, dtype=q.dtype), 1)
+                if mask is not None:
+                    scores = scores + ExTensor(mask)
+                attention = scores.softmax(-1)
+                weights = attention.mean(axis=1) if average_attn_weights else attention
+                heads = dropout(attention, p, True) @ v if p > 0 else attention @ v
+            else:
+                heads = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)
+            merged = heads.permute(0, 2, 1, 3).reshape(batch, length, e)
         out = self.out_proj(merged)
         if unbatched:
-            out = out.squeeze(1)
+            out = out.squeeze(0)
             weights = None if weights is None else weights.squeeze(0)
-        elif self.batch_first:
+        elif not self.batch_first:
             out = out.transpose(0, 1)
         return out, weights
 
