@@ -31,25 +31,36 @@ def _sigmoid(x: Any) -> Any:
     return 1 / (1 + np.exp(-x))
 
 
-@njit(cache=True)
-def _lstm_forward(gates: Array, c_prev: Array, c: Array, h: Array, tanh_c: Array) -> None:  # pragma: no cover
+def _sigmoid_in_place(x: Array) -> None:
+    """x ← 1 / (1 + exp(−x)), in NumPy's SIMD loops (several times a compiled scalar exp's speed)."""
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1
+    np.reciprocal(x, out=x)
+
+
+@njit(cache=True, nogil=True)
+def _lstm_cell(act: Array, c_prev: Array, c: Array) -> None:  # pragma: no cover
+    """c_t = f c_{t-1} + i g from the activated gates `act` (batch, 4H) = (i, f, g, o)."""
+    batch, hidden = c.shape
+    for b in range(batch):
+        for j in range(hidden):
+            c[b, j] = act[b, hidden + j] * c_prev[b, j] + act[b, j] * act[b, 2 * hidden + j]
+
+
+def _lstm_step(gates: Array, c_prev: Array, c: Array, h: Array, tanh_c: Array) -> None:
     """Activate the pre-activation `gates` (batch, 4H) in place and write c_t, h_t, tanh(c_t)::
 
     i, f, o = σ(·), g = tanh(·);  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)
     """
-    batch, hidden = c.shape
-    for b in range(batch):
-        for j in range(hidden):
-            i = _sigmoid(gates[b, j])
-            f = _sigmoid(gates[b, hidden + j])
-            g = np.tanh(gates[b, 2 * hidden + j])
-            o = _sigmoid(gates[b, 3 * hidden + j])
-            gates[b, j], gates[b, hidden + j], gates[b, 2 * hidden + j], gates[b, 3 * hidden + j] = i, f, g, o
-            cell = f * c_prev[b, j] + i * g
-            t = np.tanh(cell)
-            c[b, j] = cell
-            tanh_c[b, j] = t
-            h[b, j] = o * t
+    hidden = c.shape[1]
+    _sigmoid_in_place(gates[:, : 2 * hidden])
+    _sigmoid_in_place(gates[:, 3 * hidden :])
+    g = gates[:, 2 * hidden : 3 * hidden]
+    np.tanh(g, out=g)
+    _lstm_cell(gates, c_prev, c)
+    np.tanh(c, out=tanh_c)
+    np.multiply(gates[:, 3 * hidden :], tanh_c, out=h)
 
 
 @njit(cache=True)
@@ -173,7 +184,7 @@ def recurrent_layer(
     steps, batch, features = x.shape
     dtype = x.dtype
     order = range(steps - 1, -1, -1) if reverse else range(steps)
-    w_hh_t = w_hh.data.T
+    w_hh_t = np.ascontiguousarray(w_hh.data.T)  # h @ W_hhᵀ as a plain (not transposed) BLAS product
     x_data = np.ascontiguousarray(x.data)
     # every step's input projection in one product; the hidden bias joins it unless GRU needs it apart
     projected = (x_data.reshape(steps * batch, features) @ w_ih.data.T).reshape(steps, batch, gates * hidden)
@@ -194,7 +205,7 @@ def recurrent_layer(
         for t in order:
             h_prev_all[t], c_prev_all[t] = h, c
             act[t] += h @ w_hh_t
-            _lstm_forward(act[t], c, cells[t], out[t], tanh_c[t])
+            _lstm_step(act[t], c, cells[t], out[t], tanh_c[t])
             h, c = out[t], cells[t]
         out[steps] = c
     elif mode == "GRU":
