@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from extensor.autograd.function import as_tensor
+from extensor.autograd.ops.linear import linear
 from extensor.autograd.tape import no_grad
 from extensor.core.random import resolve_generator
 from extensor.core.tensor import ExTensor
@@ -121,8 +122,8 @@ class GPT(LanguageModel):
         for block in self.blocks:
             h = block(h)
         h = self.ln_f(h)
-        if self.head is None:
-            return h @ self.token_embedding.weight.transpose(0, 1)
+        if self.head is None:  # h @ Eᵀ as one affine node: one 2-D product each way, no transposed copy
+            return linear(h, self.token_embedding.weight)
         return self.head(h)
 
     def extra_repr(self) -> str:

@@ -5,7 +5,7 @@ Parameter names, shapes, gate order and initialisation are torch's (``weight_ih_
 every weight and bias ~ U(−1/√hidden, 1/√hidden)), so the state_dict of a torch layer loads as
 it is and gives the same outputs. Each layer and direction runs as one recorded operation
 (`extensor.autograd.ops.recurrent.recurrent_layer`): one matrix product for the input
-projections of the whole sequence, then one product and one compiled gate kernel per step.
+projections of the whole sequence, then per step one product and the gates' pointwise math.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ class MultiheadAttention(Module):
     inputs projected by the stacked ``in_proj_weight`` (3·embed_dim, embed_dim) and the heads'
     outputs by ``out_proj``. Parameter names, shapes and initialisation are torch's
     (``in_proj_weight`` Xavier-uniform, ``in_proj_bias`` and ``out_proj.bias`` zero), so a torch
-    layer's state_dict loads as it is.
+    layer's state_dict loads as it is. It works batch first inside; self-attention without
+    `need_weights` (a Transformer block's case) is one input projection and one fused
+    `packed_attention` node from the packed q, k, v to the merged heads.
 
     Args:
         embed_dim: model width; num_heads: heads (must divide embed_dim).

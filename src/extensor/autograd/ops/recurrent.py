@@ -2,9 +2,12 @@
 
 The input projections of every time step are one matrix product, ``X W_ihᵀ`` over the
 (time × batch) rows, before the time loop; each step then costs one (batch × hidden) product
-with ``W_hh`` and one compiled kernel for the gates' pointwise math. Backpropagation through
-time mirrors it: the loop carries only ``∂h`` (and ``∂c``) backwards through ``W_hh``, and the
-weight gradients are two matrix products over the stacked per-step gate gradients afterwards.
+with ``W_hh`` (against a contiguous copy of ``W_hhᵀ``: a plain GEMM) and the gates' pointwise
+math (for LSTM the σ/tanh activations in NumPy's SIMD loops, which are several times faster than
+a compiled scalar exp, and one compiled pass for the cell update; for GRU one compiled kernel).
+Backpropagation through time mirrors it: the loop carries only ``∂h`` (and ``∂c``) backwards
+through ``W_hh``, and the weight gradients are two matrix products over the stacked per-step gate
+gradients afterwards.
 
 Gate layouts are torch's: LSTM ``(i, f, g, o)``, GRU ``(r, z, n)``, each a block of `hidden`
 rows of the weights, so torch's weights load unchanged.
