@@ -114,6 +114,21 @@ def assert_state_matches_torch(ours: Any, theirs: torch.optim.Optimizer) -> None
                 assert got == expected, f"group option {key}"
 
 
+def sometimes_absent(late: int = 10) -> Callable[[int, int], bool]:
+    """The parity tests' pattern of missing gradients, for `Twins(absent=...)`: parameter 4 never has a
+    gradient (so it is never stepped), parameter 1 only from step `late`, and the others are missing
+    whenever ``(3 · step + index) % 7 == 0``."""
+
+    def absent(step: int, index: int) -> bool:
+        if index == 4:
+            return True
+        if index == 1 and step < late:
+            return True
+        return (3 * step + index) % 7 == 0
+
+    return absent
+
+
 class Kit:
     """What the optimizer tests share, via the `kit` fixture (importlib mode has no sibling imports)."""
 
@@ -123,6 +138,7 @@ class Kit:
     assert_close = staticmethod(assert_close)
     groups_of = staticmethod(groups_of)
     assert_state_matches_torch = staticmethod(assert_state_matches_torch)
+    sometimes_absent = staticmethod(sometimes_absent)
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,8 @@ OPTIONS: list[dict[str, Any]] = [
 ]
 
 
-def absent(step: int, index: int) -> bool:
-    """Parameter 4 never has a gradient, 1 only from step 10, the others sometimes not."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def run_parity(kit: Any, options: dict[str, Any], dtype: Any) -> None:
-    twins = kit.Twins(dtype=dtype, seed=7, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=7, absent=kit.sometimes_absent())
     # torch ignores a group's own initial_accumulator_value: the constructor's is used for all
     layout = [
         ({"lr": options.get("lr", 1e-2) * 3, "initial_accumulator_value": 5.0}, [0, 1, 2]),

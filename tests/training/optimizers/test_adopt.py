@@ -28,14 +28,6 @@ def x64() -> Iterator[None]:
     jax.config.update("jax_enable_x64", before)
 
 
-def absent(step: int, index: int) -> bool:
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def reference(options: dict[str, Any], lr: float) -> Any:
     """optax's ADOPT with our options: weight decay chained in where torch-style optimizers apply it."""
     betas = options.get("betas", (0.9, 0.9999))
@@ -78,7 +70,7 @@ class OptaxTwin:
 def run_parity(
     kit: Any, options: dict[str, Any], dtype: Any, steps: int = STEPS
 ) -> tuple[Any, ADOPT, OptaxTwin]:
-    twins = kit.Twins(dtype=dtype, seed=7, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=7, absent=kit.sometimes_absent())
     lr = options.get("lr", 1e-3)
     groups = [{"params": [twins.ours[i] for i in indices], "lr": lr * factor} for indices, factor in LAYOUT]
     ours = ADOPT(groups, **options)
@@ -140,7 +132,7 @@ def test_first_step_only_initialises_the_second_moment() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_resume_into_a_fresh_optimizer_is_bit_identical(kit: Any, dtype: Any) -> None:
     def make() -> tuple[Any, ADOPT]:
-        twins = kit.Twins(dtype=dtype, seed=3, absent=absent)
+        twins = kit.Twins(dtype=dtype, seed=3, absent=kit.sometimes_absent())
         return twins, ADOPT(twins.ours, lr=0.01, weight_decay=0.1, nesterov=True)
 
     def run(twins: Any, optimizer: ADOPT, steps: range) -> None:

@@ -24,15 +24,6 @@ OPTIONS: list[dict[str, Any]] = [
 ]
 
 
-def absent(step: int, index: int) -> bool:
-    """Parameter 4 never has a gradient, 1 only from step 45 (after an lr change), others sometimes not."""
-    if index == 4:
-        return True
-    if index == 1 and step < 45:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def assert_state_matches(kit: Any, ours: ASGD, theirs: torch.optim.ASGD) -> None:
     kit.assert_state_matches_torch(ours, theirs)
     for index, state in ours.state_dict()["state"].items():
@@ -41,7 +32,7 @@ def assert_state_matches(kit: Any, ours: ASGD, theirs: torch.optim.ASGD) -> None
 
 
 def run_parity(kit: Any, options: dict[str, Any], dtype: Any) -> None:
-    twins = kit.Twins(dtype=dtype, seed=7, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=7, absent=kit.sometimes_absent(45))
     layout = [({"lr": options.get("lr", 1e-2) * 2}, [0, 1, 2]), ({}, [3, 4])]
     ours = ASGD(kit.groups_of(twins.ours, layout), **options)
     theirs = torch.optim.ASGD(kit.groups_of(twins.theirs, layout), **options, foreach=False)

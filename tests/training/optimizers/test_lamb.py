@@ -29,15 +29,6 @@ def x64() -> Iterator[None]:
     jax.config.update("jax_enable_x64", before)
 
 
-def absent(step: int, index: int) -> bool:
-    """Parameter 4 never gets a gradient, parameter 1 only from step 10, others now and then."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 OPTIONS: list[dict[str, Any]] = [
     {},
     {"lr": 1e-2, "weight_decay": 0.1},
@@ -55,7 +46,7 @@ def layout(params: list[Any], lrs: list[float]) -> list[dict[str, Any]]:
 def test_matches_optax(kit: Any, options: dict[str, Any], dtype: Any) -> None:
     """One optax state per parameter (its trust ratio is per tensor), stepped only when it has a
     gradient, with its group's current lr; the lrs halve every 40 steps."""
-    twins = kit.Twins(dtype=dtype, seed=7, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=7, absent=kit.sometimes_absent())
     lr = options.get("lr", 1e-3)
     lrs = [lr * factor for _, factor in LAYOUT]
     ours = LAMB(layout(twins.ours, lrs), **options)
@@ -107,7 +98,7 @@ def test_trust_ratio_is_one_for_a_zero_tensor_and_per_tensor_otherwise() -> None
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_resume_into_a_fresh_optimizer_is_bit_identical(kit: Any, dtype: Any) -> None:
     def make() -> tuple[Any, LAMB]:
-        twins = kit.Twins(dtype=dtype, seed=3, absent=absent)
+        twins = kit.Twins(dtype=dtype, seed=3, absent=kit.sometimes_absent())
         return twins, LAMB(twins.ours, lr=1e-2, weight_decay=0.1)
 
     def run(twins: Any, optimizer: LAMB, steps: range) -> None:

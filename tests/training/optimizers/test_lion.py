@@ -30,15 +30,6 @@ def x64() -> Iterator[None]:
     jax.config.update("jax_enable_x64", before)
 
 
-def absent(step: int, index: int) -> bool:
-    """Parameter 4 never gets a gradient, parameter 1 only from step 10, others now and then."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 OPTIONS: list[dict[str, Any]] = [
     {},
     {"lr": 3e-3, "weight_decay": 0.5},
@@ -49,7 +40,7 @@ OPTIONS: list[dict[str, Any]] = [
 
 
 def build(kit: Any, options: dict[str, Any], dtype: Any, seed: int = 7) -> tuple[Any, Lion, list[float]]:
-    twins = kit.Twins(dtype=dtype, seed=seed, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=seed, absent=kit.sometimes_absent())
     lr = options.get("lr", 1e-4)
     lrs = [lr * factor for _, factor in LAYOUT]
     return twins, Lion(layout(twins.ours, lrs), **options), lrs
@@ -160,7 +151,7 @@ def test_non_finite_gradients() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_resume_into_a_fresh_optimizer_is_bit_identical(kit: Any, dtype: Any) -> None:
     def make() -> tuple[Any, Lion]:
-        twins = kit.Twins(dtype=dtype, seed=3, absent=absent)
+        twins = kit.Twins(dtype=dtype, seed=3, absent=kit.sometimes_absent())
         return twins, Lion(twins.ours, lr=1e-3, weight_decay=0.1, betas=(0.8, 0.95))
 
     def run(twins: Any, optimizer: Lion, steps: range) -> None:

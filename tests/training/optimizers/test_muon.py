@@ -27,17 +27,8 @@ OPTIONS: list[dict[str, Any]] = [
 ]
 
 
-def absent(step: int, index: int) -> bool:
-    """Parameter 4 never has a gradient, 1 only from step 10, the others sometimes not."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def run_parity(kit: Any, options: dict[str, Any], dtype: Any) -> None:
-    twins = kit.Twins(shapes=SHAPES, dtype=dtype, seed=5, absent=absent)
+    twins = kit.Twins(shapes=SHAPES, dtype=dtype, seed=5, absent=kit.sometimes_absent())
     layout = [({"lr": options.get("lr", 1e-3) * 3}, [0, 1, 2]), ({}, [3, 4])]
     ours = Muon(kit.groups_of(twins.ours, layout), **options)
     theirs = torch.optim.Muon(kit.groups_of(twins.theirs, layout), **options)
@@ -210,7 +201,7 @@ def test_resume_into_fresh_objects_is_bit_identical(kit: Any, dtype: Any) -> Non
 
 
 def test_load_torch_state_dict_and_continue(kit: Any) -> None:
-    twins = kit.Twins(shapes=SHAPES, seed=4, dtype=np.float32, absent=absent)
+    twins = kit.Twins(shapes=SHAPES, seed=4, dtype=np.float32, absent=kit.sometimes_absent())
     theirs = torch.optim.Muon(twins.theirs, lr=0.03, adjust_lr_fn="match_rms_adamw")
     for step in range(10):
         twins.feed(step)

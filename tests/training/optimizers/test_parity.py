@@ -41,21 +41,12 @@ CASES: list[tuple[type, type, dict[str, Any]]] = [
 ]
 
 
-def absent(step: int, index: int) -> bool:
-    """Which gradients are None: always for parameter 4, before step 10 for 1, sometimes for others."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def torch_kwargs(ours: dict[str, Any]) -> dict[str, Any]:
     return {**ours, "foreach": False}
 
 
 def run_parity(kit: Any, ours_cls: type, torch_cls: type, options: dict[str, Any], dtype: Any) -> None:
-    twins = kit.Twins(dtype=dtype, seed=7, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=7, absent=kit.sometimes_absent())
     layout = [({"lr": options.get("lr", 1e-3) * 2}, [0, 1, 2]), ({}, [3, 4])]
     torch_options = {k: v for k, v in options.items() if k != "trust_coefficient"}
     ours = ours_cls(kit.groups_of(twins.ours, layout), **options)

@@ -25,19 +25,10 @@ OPTIONS: list[dict[str, Any]] = [
 ]
 
 
-def absent(step: int, index: int) -> bool:
-    """Parameter 4 never has a gradient, 1 only from step 10, the others now and then."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def pair(
     kit: Any, options: dict[str, Any], dtype: Any, seed: int = 7
 ) -> tuple[Any, RAdam, torch.optim.RAdam]:
-    twins = kit.Twins(dtype=dtype, seed=seed, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=seed, absent=kit.sometimes_absent())
     layout = [({"lr": options.get("lr", 1e-3) * 2}, [0, 1, 2]), ({}, [3, 4])]
     ours = RAdam(kit.groups_of(twins.ours, layout), **options)
     theirs = torch.optim.RAdam(kit.groups_of(twins.theirs, layout), **options, foreach=False)

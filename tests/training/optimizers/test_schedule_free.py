@@ -43,19 +43,10 @@ CASES: list[tuple[type, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-def absent(step: int, index: int) -> bool:
-    """Which gradients are None: always for parameter 4, before step 10 for 1, sometimes for others."""
-    if index == 4:
-        return True
-    if index == 1 and step < 10:
-        return True
-    return (3 * step + index) % 7 == 0
-
-
 def make_pair(
     kit: Any, cls: type, options: dict[str, Any], dtype: Any, seed: int = 7
 ) -> tuple[Any, Any, Any]:
-    twins = kit.Twins(dtype=dtype, seed=seed, absent=absent)
+    twins = kit.Twins(dtype=dtype, seed=seed, absent=kit.sometimes_absent())
     lr = options.get("lr", inspect.signature(cls).parameters["lr"].default)
     layout = [({"lr": lr * 2}, [0, 1, 2]), ({}, [3, 4])]
     ours_options = {key: value for key, value in options.items() if key != "foreach"}
@@ -193,7 +184,7 @@ def test_state_dict_round_trip_mid_run_is_bit_identical(
     """Mid warm-up, with parameters lacking state: a fresh optimizer continues bit-identically."""
 
     def make(values: list[np.ndarray] | None = None) -> tuple[Any, Any]:
-        twins = kit.Twins(dtype=dtype, seed=11, absent=absent)
+        twins = kit.Twins(dtype=dtype, seed=11, absent=kit.sometimes_absent())
         if values is not None:
             for tensor, value in zip(twins.ours, values, strict=True):
                 tensor.data = value
@@ -285,7 +276,7 @@ def test_loads_the_package_state_dict(kit: Any, cls: type) -> None:
 def test_bad_state_dict_leaves_the_optimizer_unchanged(
     kit: Any, change: Any, error: type, match: str
 ) -> None:
-    twins = kit.Twins(seed=3, absent=absent)
+    twins = kit.Twins(seed=3, absent=kit.sometimes_absent())
     ours = ScheduleFreeAdamW(kit.groups_of(twins.ours, [({}, [0, 1, 2]), ({}, [3, 4])]), lr=0.01)
     ours.train()
     for step in range(5):
