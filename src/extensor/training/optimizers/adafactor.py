@@ -23,32 +23,11 @@ from numba import prange
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.declare import Condition, Flag, require_real
+from extensor.training.optimizers.declare import Flag, Says, require_real
 from extensor.training.optimizers.elementwise import lerp
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Window, _Pack
 
-__all__ = ["Adafactor", "Says", "adafactor_kernel"]
-
-
-class Says:
-    """A condition refused with torch's own sentence: ``Says("lr >= 0", "Learning rate should be >= 0
-    but is: {lr}")`` raises ``ValueError("Learning rate should be >= 0 but is: -1.0")``.
-
-    The message is formatted with the group's entries (``{eps[1]}`` indexes a tuple); a NaN fails
-    every comparison, so it is refused as torch's ``if not 0.0 <= x`` refuses it.
-    """
-
-    def __init__(self, condition: str, message: str) -> None:
-        self.condition = Condition(condition)
-        self.message = message
-
-    def __call__(self, group: Mapping[str, Any]) -> None:
-        """Raise ValueError (TypeError for an operand that is not a number) unless `group` passes."""
-        if not self.condition(group):
-            raise ValueError(self.message.format_map(group))
-
-    def __repr__(self) -> str:
-        return f"Says({self.condition.source!r}, {self.message!r})"
+__all__ = ["Adafactor", "adafactor_kernel"]
 
 
 @sized_kernel(fastmath=False)

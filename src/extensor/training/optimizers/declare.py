@@ -38,6 +38,7 @@ __all__ = [
     "Numbers",
     "Real",
     "Rules",
+    "Says",
     "State",
     "require_bool",
     "require_real",
@@ -205,6 +206,27 @@ class Check:
 
     def __repr__(self) -> str:
         return f"Check({self.condition.source!r}, {self.label!r})"
+
+
+class Says:
+    """A condition refused with torch's own sentence: ``Says("lr >= 0", "Learning rate should be >= 0
+    but is: {lr}")`` raises ``ValueError("Learning rate should be >= 0 but is: -1.0")``.
+
+    The message is formatted with the group's entries (``{eps[1]}`` indexes a tuple); a NaN fails
+    every comparison, so it is refused as torch's ``if not 0.0 <= x`` refuses it.
+    """
+
+    def __init__(self, condition: str, message: str) -> None:
+        self.condition = Condition(condition)
+        self.message = message
+
+    def __call__(self, group: Mapping[str, Any]) -> None:
+        """Raise ValueError (TypeError for an operand that is not a number) unless `group` passes."""
+        if not self.condition(group):
+            raise ValueError(self.message.format_map(group))
+
+    def __repr__(self) -> str:
+        return f"Says({self.condition.source!r}, {self.message!r})"
 
 
 class Real:

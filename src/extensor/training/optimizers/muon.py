@@ -24,8 +24,7 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
-from extensor.training.optimizers.adafactor import Says
-from extensor.training.optimizers.declare import Flag, Integer, Numbers, Real
+from extensor.training.optimizers.declare import Flag, Integer, Numbers, Real, Says
 from extensor.training.optimizers.elementwise import lerp
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Window, _Pack
 
