@@ -8,7 +8,7 @@ import os
 # on this shared machine (see extensor/training/flat.py). Effective only if set before libgomp loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -139,6 +139,18 @@ class Kit:
     groups_of = staticmethod(groups_of)
     assert_state_matches_torch = staticmethod(assert_state_matches_torch)
     sometimes_absent = staticmethod(sometimes_absent)
+
+
+@pytest.fixture()
+def jax_x64() -> Iterator[None]:
+    """JAX in float64 for the optax references (float32 arrays stay float32 under it), restored after
+    the test; a module uses it with ``pytestmark = pytest.mark.usefixtures("jax_x64")``."""
+    import jax
+
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", before)
 
 
 @pytest.fixture(scope="session")

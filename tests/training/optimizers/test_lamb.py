@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,12 +20,8 @@ STEPS = 110
 LAYOUT = [([0, 1, 2], 2.0), ([3, 4], 1.0)]  # parameter indices and lr factor of each group
 
 
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", before)
+#: optax in float64 (float32 arrays stay float32 under it), restored afterwards (conftest)
+pytestmark = pytest.mark.usefixtures("jax_x64")
 
 
 OPTIONS: list[dict[str, Any]] = [
