@@ -155,10 +155,11 @@ def test_segment_sums_of_squares_twins_agree() -> None:
     parallel, serial = np.empty((4, 2)), np.empty((4, 2))
     second = values[::-1].copy()
     everything = np.ones(4, dtype=np.bool_)
+    one = np.float32(1)
     chunks = flat.class_bounds(offsets, everything, False, parallel_chunks(SIZE))
-    flat._segment_sum_squares_kernel.parallel(values, second, offsets, everything, parallel, chunks)
+    flat._segment_sum_squares_kernel.parallel(values, second, offsets, everything, parallel, chunks, one)
     one_chunk = np.array([0, SIZE], dtype=np.int64)
-    flat._segment_sum_squares_kernel.serial(values, second, offsets, everything, serial, one_chunk)
+    flat._segment_sum_squares_kernel.serial(values, second, offsets, everything, serial, one_chunk, one)
     np.testing.assert_allclose(parallel, serial, rtol=1e-12)
     reference = [np.sum(values[a:b].astype(np.float64) ** 2) for a, b in itertools.pairwise(offsets)]
     np.testing.assert_allclose(serial[:, 0], reference, rtol=1e-12)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,19 +25,29 @@ Array = np.ndarray[Any, Any]
 Axis = int | Sequence[int] | None
 
 
+class GradOwner(Protocol):
+    """What owns a bound gradient: it may hold an operation on the gradients not yet applied."""
+
+    def settle(self) -> None:
+        """Apply any deferred operation (a pending clip scale) to the stored gradients."""
+        ...
+
+
 @dataclass(eq=False)
 class GradSlot:
     """Where a bound tensor's gradient lives: a view of a flat gradient buffer plus a presence flag.
 
     `present[index]` says whether the gradient exists (PyTorch's `grad is not None`); a flat
     buffer keeps one such flag array for all its tensors so that an optimizer can test every
-    flag at once.
+    flag at once. The `owner` (a `FlatBuffer`, or None) may defer a scaling of its gradients
+    (fused gradient clipping); every read or write of the gradient through the tensor calls
+    ``owner.settle()`` first, so the user always sees the gradient the deferred scale implies.
     """
 
     view: Array
     present: Array
     index: int
-    owner: object
+    owner: GradOwner | None
 
 
 def _checked_copy(target: Array, value: Any, what: str) -> None:
@@ -109,11 +119,15 @@ class ExTensor:
         slot = self._slot
         if slot is None:
             return self._grad
+        if slot.owner is not None:
+            slot.owner.settle()
         return slot.view if slot.present[slot.index] else None
 
     @grad.setter
     def grad(self, value: Any) -> None:
         slot = self._slot
+        if slot is not None and slot.owner is not None:
+            slot.owner.settle()  # the other tensors of the buffer keep the gradient they showed
         if value is None:
             if slot is None:
                 self._grad = None
@@ -140,6 +154,8 @@ class ExTensor:
         if gradient.shape != self._data.shape:
             raise ValueError(f"gradient of shape {gradient.shape} does not match tensor shape {self.shape}")
         slot = self._slot
+        if slot is not None and slot.owner is not None:
+            slot.owner.settle()
         if slot is None:
             if self._grad is None:
                 self._grad = gradient.astype(self._data.dtype, copy=True)

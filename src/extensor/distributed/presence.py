@@ -24,6 +24,8 @@ def merge_gradient_presence(comm: Communicator, buffers: list[FlatBuffer]) -> li
     """
     if not buffers:
         return []
+    for buffer in buffers:
+        buffer.settle()  # a clip deferred before averaging (an unusual order) applies to the local values
     flags = np.concatenate([buffer.present for buffer in buffers]).astype(np.uint8)
     comm.allreduce_max_(flags)
     any_present = []

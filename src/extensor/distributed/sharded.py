@@ -40,7 +40,7 @@ from extensor.distributed.ddp import broadcast_arrays
 from extensor.distributed.layout import check_same_layout
 from extensor.distributed.presence import merge_gradient_presence
 from extensor.training.clip import clip_bound, clip_coefficient
-from extensor.training.flat import segment_sum_squares_pair, sum_squares
+from extensor.training.flat import scale_in_place, segment_sum_squares_pair, sum_squares
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, _Pack
 
 __all__ = ["ShardedOptimizer", "shard_bounds", "state_bytes"]
@@ -71,6 +71,17 @@ class _Shard:
         self.state: dict[str, Array] = {}
         #: tensor boundaries relative to the slice, clipped to it (tensors outside are empty)
         self.local_offsets: Array = np.clip(buffer.offsets, self.lo, self.hi) - self.lo
+        #: a clip scale `grad` is still to be multiplied by: the step's kernel applies it as it
+        #: reads (`Optimizer.fuses_grad_scale`), anything else that reads `grad` settles it first
+        self.pending_scale: np.floating[Any] | None = None
+
+    def settle(self) -> None:
+        """Apply the pending clip scale to `grad` in place, if any."""
+        factor = self.pending_scale
+        if factor is not None:
+            self.pending_scale = None
+            with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently, as in torch
+                scale_in_place(self.grad, factor)
 
     def state_array(self, name: str) -> Array:
         """This rank's slice of state buffer `name` (allocated zeroed on first use)."""
@@ -168,6 +179,7 @@ class ShardedOptimizer:
         comm = self.comm
         buffers = [shard.pack.buffer for shard in self._shards]
         for shard, any_present in zip(self._shards, merge_gradient_presence(comm, buffers), strict=True):
+            shard.pending_scale = None  # the slice is overwritten by this step's average
             if any_present:
                 comm.reduce_scatter_sum(shard.pack.buffer.grad, shard.grad, shard.counts)
                 np.divide(shard.grad, comm.size, out=shard.grad)
@@ -194,6 +206,8 @@ class ShardedOptimizer:
         largest = norm_type in (math.inf, "inf")
         if not self._reduced:
             self.reduce_gradients()
+        for shard in self._shards:
+            shard.settle()  # a second clip sees the first one's result
         pieces = [view for shard in self._shards for view in self._present_pieces(shard)]
         if largest:
             maxima = np.array([np.abs(view).max() for view in pieces if view.size], dtype=np.float64)
@@ -216,10 +230,9 @@ class ShardedOptimizer:
                 "cannot be clipped; set error_if_nonfinite=False to scale by it anyway"
             )
         coefficient = clip_coefficient(limit, total)
-        if coefficient != 1.0:
-            with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently, as in torch
-                for view in pieces:
-                    view *= view.dtype.type(coefficient)
+        if coefficient != 1.0:  # deferred: the step's kernel scales each gradient as it reads it
+            for shard in self._shards:
+                shard.pending_scale = shard.grad.dtype.type(coefficient)
         return total
 
     def clip_grad_value(self, clip_value: float) -> None:
@@ -228,6 +241,7 @@ class ShardedOptimizer:
         if not self._reduced:
             self.reduce_gradients()
         for shard in self._shards:
+            shard.settle()
             for view in self._present_pieces(shard):
                 limit = view.dtype.type(bound)
                 np.clip(view, -limit, limit, out=view)
@@ -264,7 +278,10 @@ class ShardedOptimizer:
         """
         partial = [
             segment_sum_squares_pair(
-                shard.pack.buffer.data[shard.lo : shard.hi], shard.grad, shard.local_offsets
+                shard.pack.buffer.data[shard.lo : shard.hi],
+                shard.grad,
+                shard.local_offsets,
+                second_scale=shard.pending_scale,
             )
             for shard in self._shards
         ]

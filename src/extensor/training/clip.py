@@ -30,7 +30,14 @@ import numpy as np
 from numba import njit, prange
 
 from extensor.core.tensor import Array, ExTensor
-from extensor.training.flat import PARALLEL_MIN_ELEMENTS, FlatBuffer, grad_runs, serial_sum_squares
+from extensor.training.flat import (
+    PARALLEL_MIN_ELEMENTS,
+    FlatBuffer,
+    grad_parts,
+    grad_runs,
+    scale_in_place,
+    serial_sum_squares,
+)
 
 __all__ = [
     "clip_grad_norm",
@@ -99,13 +106,6 @@ def _reduce_parallel(values: Array, kind: int, p: float, n_chunks: int) -> float
         elif (value > result) if kind == _MAX_ABS else (value < result):
             result = value
     return result
-
-
-@njit(parallel=True, cache=True)
-def _scale_parallel(values: Array, factor: Any) -> None:
-    """values *= factor, in place, on every thread (factor in the values' dtype)."""
-    for i in prange(values.size):
-        values[i] *= factor
 
 
 def _reduction(run: Array, kind: int, p: float = 0.0) -> float:
@@ -280,11 +280,31 @@ def _scale_gradients(params: list[ExTensor], runs: list[Array], coefficient: Arr
     """Multiply every existing gradient by `coefficient` (cast to the gradient's dtype), in place."""
     with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently, as in torch
         for target in _gradient_targets(params, runs):
-            factor = target.dtype.type(coefficient)
-            if target.ndim == 1 and target.size >= _PARALLEL_MIN and target.dtype in _KERNEL_DTYPES:
-                _scale_parallel(target, factor)
+            if target.ndim == 1:
+                scale_in_place(target, coefficient)
             else:
-                target *= factor
+                target *= target.dtype.type(coefficient)
+
+
+def _wholly_clipped(params: list[ExTensor]) -> list[FlatBuffer]:
+    """The flat buffers every existing gradient of which is among `params`, each listed once.
+
+    Their scaling can be deferred to the optimizer's kernel (`FlatBuffer.defer_scale`), which
+    is then exactly an eager scaling of the whole buffer. A buffer only partly clipped is scaled
+    now, run by run; a parameter given twice (torch scales it twice) turns deferral off.
+    """
+    clipped: dict[FlatBuffer, set[int]] = {}
+    for param in params:
+        slot = param.grad_slot
+        if slot is None or not isinstance(slot.owner, FlatBuffer) or not slot.present[slot.index]:
+            continue
+        indices = clipped.setdefault(slot.owner, set())
+        if slot.index in indices:
+            return []
+        indices.add(slot.index)
+    return [
+        buffer for buffer, indices in clipped.items() if len(indices) == int(np.count_nonzero(buffer.present))
+    ]
 
 
 def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Any) -> None:
@@ -300,17 +320,33 @@ def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: A
     norm = np.asarray(total_norm)
     if norm.ndim != 0 or norm.dtype.kind != "f":
         raise TypeError(f"total_norm must be a floating-point scalar, got {total_norm!r}")
-    _clip_with_norm(params, grad_runs(params), limit, norm)
+    _clip_with_norm(params, grad_parts(params), limit, norm)
 
 
-def _clip_with_norm(params: list[ExTensor], runs: list[Array], limit: float, norm: Array) -> None:
-    """`clip_grads_with_norm_` on checked arguments, the gradients already gathered into `runs`."""
-    if not runs:
+def _clip_with_norm(
+    params: list[ExTensor], parts: list[tuple[FlatBuffer | None, Array]], limit: float, norm: Array
+) -> None:
+    """`clip_grads_with_norm_` on checked arguments, the gradients already gathered into `parts`.
+
+    The scaling of a flat buffer whose every gradient is clipped is deferred into its
+    optimizer's next kernel (`FlatBuffer.defer_scale`): no pass over the gradients here. Other
+    gradients are scaled in place now.
+    """
+    if not parts:
         return
     coefficient = clip_coefficient(limit, norm)
     if coefficient == 1.0:
         return  # multiplying by exactly 1 changes nothing
-    _scale_gradients(params, runs, coefficient)
+    deferred = _wholly_clipped(params) if _runs_are_views(params) else []
+    for buffer in deferred:
+        buffer.defer_scale(coefficient)
+    if len(deferred) == len({id(owner) for owner, _ in parts}):
+        return
+    if not deferred:
+        _scale_gradients(params, [run for _, run in parts], coefficient)
+        return
+    eager = [run for owner, run in parts if owner is None or owner not in deferred]
+    _scale_gradients(params, eager, coefficient)
 
 
 def clip_coefficient(max_norm: float, total_norm: Array) -> Array:
@@ -361,9 +397,9 @@ def clip_grad_norm(
     limit = clip_bound("max_norm", max_norm)
     order = _order(norm_type)
     _check_foreach(foreach)
-    runs = grad_runs(params)
-    total = _total_norm(params, runs, order, error_if_nonfinite)
-    _clip_with_norm(params, runs, limit, total)
+    parts = grad_parts(params)
+    total = _total_norm(params, [run for _, run in parts], order, error_if_nonfinite)
+    _clip_with_norm(params, parts, limit, total)
     return total
 
 

@@ -14,6 +14,13 @@ Invariants:
   *invalid*: the old optimizer then refuses to step instead of updating stale storage.
 * Assigning ``p.data = x`` / ``p.grad = g`` copies into the views (see `ExTensor`), so the
   binding survives user code; ``p.grad = None`` only clears the flag.
+* A buffer may hold a *pending scale* (`defer_scale`): its gradients are then logically the
+  stored values times that factor, each product rounded in the buffer's dtype. Gradient clipping
+  defers its scaling this way and the optimizer kernels multiply as they read the gradient, so
+  clipping costs one read pass instead of three. Everything else that touches the gradients --
+  ``p.grad`` read or assigned, backward accumulating, a reduction over `grad_runs`, averaging
+  across ranks -- calls `settle` first, which applies the scale in place; `zero_grad` drops it.
+  The values anyone can observe are therefore exactly those of an eager scaling.
 
 This module also holds the segment reductions shared by LARS and gradient clipping: sums of
 squares per tensor (a *segment* of the flat buffer), computed in float64 by a parallel numba
@@ -38,10 +45,12 @@ __all__ = [
     "FlatBuffer",
     "SizedKernel",
     "class_bounds",
+    "grad_parts",
     "grad_runs",
     "pair_sums_of_squares",
     "parallel_chunks",
     "present_runs",
+    "scale_in_place",
     "segment_sum_squares",
     "segment_sum_squares_pair",
     "serial_sum_squares",
@@ -154,6 +163,8 @@ class FlatBuffer:
         self.present: Array = np.zeros(len(tensors), dtype=np.bool_)
         self.tensors: list[ExTensor] = tensors
         self._lost: list[int] = []
+        #: the factor (in `dtype`) the stored gradients are still to be multiplied by, or None
+        self.pending_scale: np.floating[Any] | None = None
 
         for index, tensor in enumerate(tensors):
             start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
@@ -201,16 +212,54 @@ class FlatBuffer:
         """The slice of `data`/`grad` that tensor `index` occupies."""
         return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
 
+    def defer_scale(self, factor: Any) -> None:
+        """Make the gradients logically ``grad * factor`` (in the buffer's dtype) without a pass.
+
+        A scale already pending is applied first: two eager scalings round twice, and so must
+        this (``(g·a)·b`` is not ``g·(a·b)`` in floating point).
+        """
+        self.settle()
+        self.pending_scale = self.dtype.type(factor)
+
+    def settle(self) -> None:
+        """Apply the pending scale to the stored gradients in place (one parallel pass), if any."""
+        factor = self.pending_scale
+        if factor is None:
+            return
+        self.pending_scale = None
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, silently, as in torch
+            for first, stop in present_runs(self.present):  # absent gradients' storage is left alone
+                scale_in_place(self.grad[self.offsets[first] : self.offsets[stop]], factor)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every gradient: reset the presence flags (``set_to_none``) or fill with zeros.
 
         With ``set_to_none=False`` the gradients that exist become zeros and the absent ones stay
-        absent, as `torch.optim.Optimizer.zero_grad(set_to_none=False)` does.
+        absent, as `torch.optim.Optimizer.zero_grad(set_to_none=False)` does. A pending scale
+        is dropped: it would multiply zeros or gradients that no longer exist.
         """
+        self.pending_scale = None
         if set_to_none:
             self.present.fill(False)
         else:
             self.grad.fill(0)
+
+
+@njit(parallel=True, cache=True)
+def _scale_parallel(values: Array, factor: Any) -> None:
+    """values *= factor, in place, on every thread (factor in the values' dtype)."""
+    for i in prange(values.size):
+        values[i] *= factor
+
+
+def scale_in_place(values: Array, factor: Any) -> None:
+    """``values *= factor`` for a 1-D array, in parallel above `PARALLEL_MIN_ELEMENTS` (factor cast
+    to the values' dtype, so each product rounds as an eager in-place multiplication does)."""
+    factor = values.dtype.type(factor)
+    if values.ndim == 1 and values.size >= PARALLEL_MIN_ELEMENTS and values.dtype in SUPPORTED_DTYPES:
+        _scale_parallel(values, factor)
+    else:
+        values *= factor
 
 
 def present_runs(present: Array) -> list[tuple[int, int]]:
@@ -232,9 +281,15 @@ def grad_runs(parameters: Iterable[ExTensor]) -> list[Array]:
     (a global gradient norm, a clip) touches each buffer once in the common case. A parameter
     that is not bound to a buffer contributes its own ``.grad`` (flattened; a view since the
     gradients ExTensor stores are contiguous). Parameters without a gradient contribute nothing.
-    Writing into the returned arrays writes into the gradients.
+    Writing into the returned arrays writes into the gradients. A buffer's pending scale is
+    applied first (`FlatBuffer.settle`), so the arrays hold the gradients' current values.
     """
-    runs: list[Array] = []
+    return [run for _, run in grad_parts(parameters)]
+
+
+def grad_parts(parameters: Iterable[ExTensor]) -> list[tuple[FlatBuffer | None, Array]]:
+    """`grad_runs` with each run's owner: the FlatBuffer it is a view of, or None for a loose gradient."""
+    runs: list[tuple[FlatBuffer | None, Array]] = []
     owner: FlatBuffer | None = None
     first = stop = 0
 
@@ -249,17 +304,18 @@ def grad_runs(parameters: Iterable[ExTensor]) -> list[Array]:
                 stop += 1
                 continue
             if owner is not None:
-                runs.append(owner.grad[owner.offsets[first] : owner.offsets[stop]])
+                runs.append((owner, owner.grad[owner.offsets[first] : owner.offsets[stop]]))
             owner, first, stop = slot.owner, slot.index, slot.index + 1
+            owner.settle()
             continue
         gradient = parameter.grad
         if gradient is not None:
             if owner is not None:
-                runs.append(owner.grad[owner.offsets[first] : owner.offsets[stop]])
+                runs.append((owner, owner.grad[owner.offsets[first] : owner.offsets[stop]]))
                 owner = None
-            runs.append(gradient.reshape(-1))
+            runs.append((None, gradient.reshape(-1)))
     if owner is not None:
-        runs.append(owner.grad[owner.offsets[first] : owner.offsets[stop]])
+        runs.append((owner, owner.grad[owner.offsets[first] : owner.offsets[stop]]))
     return runs
 
 
@@ -301,13 +357,25 @@ def serial_sum_squares(values: Array) -> float:
         values[quarter : 2 * quarter],
         values[2 * quarter : 3 * quarter],
         values[3 * quarter : 4 * quarter],
+        values.dtype.type(1),
     )
     return (first_half + second_half) + _sum_squares_one_stream(values[4 * quarter :])
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
-def _sum_squares_two_by_two(a0: Array, a1: Array, b0: Array, b1: Array) -> tuple[float, float]:
-    """Sums of squares of ``a0 ++ a1`` and of ``b0 ++ b1`` (four equal-length slices read side by side)."""
+def _scaled_sum_squares_one_stream(values: Array, scale: Any) -> float:
+    """Sum of ``(values · scale) ** 2``, each product rounded in the values' dtype, in float64."""
+    total = 0.0
+    for i in range(values.size):
+        x = np.float64(values[i] * scale)
+        total += x * x
+    return total
+
+
+@njit(cache=True, fastmath=_REDUCTION_MATH)
+def _sum_squares_two_by_two(a0: Array, a1: Array, b0: Array, b1: Array, b_scale: Any) -> tuple[float, float]:
+    """Sums of squares of ``a0 ++ a1`` and of ``(b0 ++ b1) · b_scale`` (four equal-length slices
+    read side by side; each ``b · b_scale`` rounded in the dtype of `b`, as an eager scaling does)."""
     sa0 = 0.0
     sa1 = 0.0
     sb0 = 0.0
@@ -315,8 +383,8 @@ def _sum_squares_two_by_two(a0: Array, a1: Array, b0: Array, b1: Array) -> tuple
     for i in range(a0.size):
         x0 = np.float64(a0[i])
         x1 = np.float64(a1[i])
-        y0 = np.float64(b0[i])
-        y1 = np.float64(b1[i])
+        y0 = np.float64(b0[i] * b_scale)
+        y1 = np.float64(b1[i] * b_scale)
         sa0 += x0 * x0
         sa1 += x1 * x1
         sb0 += y0 * y0
@@ -325,8 +393,12 @@ def _sum_squares_two_by_two(a0: Array, a1: Array, b0: Array, b1: Array) -> tuple
 
 
 @njit(cache=True, fastmath=_REDUCTION_MATH)
-def pair_sums_of_squares(first: Array, second: Array, lo: int, hi: int, out: Array) -> None:
-    """out[0] = sum of first[lo:hi] ** 2 and, when `second` is not empty, out[1] = that of second.
+def pair_sums_of_squares(
+    first: Array, second: Array, lo: int, hi: int, out: Array, second_scale: Any
+) -> None:
+    """out[0] = sum of first[lo:hi] ** 2 and, when `second` is not empty, out[1] = that of
+    ``second[lo:hi] · second_scale`` (a gradient with a pending clip scale, see
+    `FlatBuffer.defer_scale`; 1 for none).
 
     A numba function, on the calling thread, accumulating in float64. Two arrays are read in ONE
     pass, each as two streams (four in flight, as `serial_sum_squares`).
@@ -337,21 +409,24 @@ def pair_sums_of_squares(first: Array, second: Array, lo: int, hi: int, out: Arr
     half = (hi - lo) // 2
     if half < 1024:
         out[0] = _sum_squares_one_stream(first[lo:hi])
-        out[1] = _sum_squares_one_stream(second[lo:hi])
+        out[1] = _scaled_sum_squares_one_stream(second[lo:hi], second_scale)
         return
     mid = lo + half
     end = lo + 2 * half
-    sa, sb = _sum_squares_two_by_two(first[lo:mid], first[mid:end], second[lo:mid], second[mid:end])
+    sa, sb = _sum_squares_two_by_two(
+        first[lo:mid], first[mid:end], second[lo:mid], second[mid:end], second_scale
+    )
     out[0] = sa + _sum_squares_one_stream(first[end:hi])
-    out[1] = sb + _sum_squares_one_stream(second[end:hi])
+    out[1] = sb + _scaled_sum_squares_one_stream(second[end:hi], second_scale)
 
 
 @sized_kernel(fastmath=_REDUCTION_MATH)
 def _segment_sum_squares_kernel(
-    first: Array, second: Array, offsets: Array, member: Array, out: Array, bounds: Array
+    first: Array, second: Array, offsets: Array, member: Array, out: Array, bounds: Array, second_scale: Any
 ) -> None:
-    """out[s, 0] = sum of squares of first[offsets[s]:offsets[s+1]]; out[s, 1] likewise of `second`
-    (when it is not empty; `out` then has two columns); 0 for the segments s without `member[s]`.
+    """out[s, 0] = sum of squares of first[offsets[s]:offsets[s+1]]; out[s, 1] likewise of
+    ``second · second_scale`` (when `second` is not empty; `out` then has two columns); 0 for the
+    segments s without `member[s]`.
     In parallel over the chunks ``bounds[c]:bounds[c + 1]`` (`class_bounds`).
 
     Chunks cut the flat array regardless of segment boundaries, so one huge tensor and a
@@ -379,9 +454,11 @@ def _segment_sum_squares_kernel(
             stop = min(seg_stop, hi)
             if stop > position and member[segment]:
                 if seg_start >= lo and seg_stop <= hi:
-                    pair_sums_of_squares(first, second, position, stop, out[segment])
+                    pair_sums_of_squares(first, second, position, stop, out[segment], second_scale)
                 else:
-                    pair_sums_of_squares(first, second, position, stop, partial_value[chunk, slot])
+                    pair_sums_of_squares(
+                        first, second, position, stop, partial_value[chunk, slot], second_scale
+                    )
                     partial_segment[chunk, slot] = segment
                     slot += 1
             position = max(position, stop)
@@ -479,23 +556,29 @@ def segment_sum_squares(values: Array, offsets: Array, out: Array | None = None)
     everything = np.ones(count, dtype=np.bool_)
     bounds = class_bounds(offsets, everything, False, parallel_chunks(values.size))
     _segment_sum_squares_kernel(
-        values, _NO_SECOND[values.dtype], offsets, everything, target.reshape(count, 1), bounds
-    )
+        values, _NO_SECOND[values.dtype], offsets, everything, target.reshape(count, 1), bounds,
+        values.dtype.type(1),
+    )  # fmt: skip
     if target is not out:
         out[:] = target
     return out
 
 
 def segment_sum_squares_pair(
-    first: Array, second: Array, offsets: Array, member: Array | None = None
+    first: Array,
+    second: Array,
+    offsets: Array,
+    member: Array | None = None,
+    second_scale: np.floating[Any] | None = None,
 ) -> Array:
     """Per-segment sums of squares of two arrays in one pass: a float64 array of shape (segments, 2).
 
     ``result[s, 0] = sum(first[offsets[s]:offsets[s+1]] ** 2)``, ``result[s, 1]`` likewise of
-    `second`, which has the shape and dtype of `first`. One kernel reads both arrays together
-    (LARS needs the weight and the gradient norm of every tensor). With a boolean `member` mask
-    (one entry per segment) only the member segments are read, the threads sharing their
-    elements equally, and the other rows are 0. Other arguments as in `segment_sum_squares`.
+    `second`, which has the shape and dtype of `first`, times `second_scale` when given (a
+    gradient with a pending clip scale; each product rounded in the dtype). One kernel reads both
+    arrays together (LARS needs the weight and the gradient norm of every tensor). With a boolean
+    `member` mask (one entry per segment) only the member segments are read, the threads sharing
+    their elements equally, and the other rows are 0. Other arguments as in `segment_sum_squares`.
     """
     offsets = _checked_offsets(first, offsets)
     if second.shape != first.shape or second.dtype != first.dtype:
@@ -512,8 +595,9 @@ def segment_sum_squares_pair(
         )
     out = np.empty((count, 2), dtype=np.float64)
     bounds = class_bounds(offsets, member, False, parallel_chunks(first.size))
+    scale = first.dtype.type(1 if second_scale is None else second_scale)
     _segment_sum_squares_kernel(
-        np.ascontiguousarray(first), np.ascontiguousarray(second), offsets, member, out, bounds
+        np.ascontiguousarray(first), np.ascontiguousarray(second), offsets, member, out, bounds, scale
     )
     return out
 

@@ -123,9 +123,9 @@ def test_cache_resident_and_large_tensors_match_the_reference(
     reductions: list[np.ndarray] = []  # the member masks of the large tensors' reductions
     reduce = lars_module.segment_sum_squares_pair
 
-    def spy(*args: Any, member: np.ndarray) -> np.ndarray:
+    def spy(*args: Any, member: np.ndarray, **options: Any) -> np.ndarray:
         reductions.append(member.copy())
-        return reduce(*args, member=member)
+        return reduce(*args, member=member, **options)
 
     monkeypatch.setattr(lars_module, "segment_sum_squares_pair", spy)
     twins = kit.Twins(shapes, np.float64, seed=21, absent=lambda step, index: index == 2 and step == 3)

@@ -78,6 +78,7 @@ class Adadelta(Optimizer):
     State per parameter: ``step``, ``square_avg`` (v), ``acc_delta`` (u).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters = (
         Check("lr >= 0", "learning rate"),
         Check("0 <= rho <= 1", "rho value"),
@@ -107,7 +108,7 @@ class Adadelta(Optimizer):
             run.grad,
             run.buffer("square_avg"),
             run.buffer("acc_delta"),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(group["weight_decay"]),
             run.scalar(rho),
             run.scalar(1 - rho),

@@ -275,6 +275,7 @@ class Adafactor(Optimizer):
         runs = pack.runs(pack.steps)
         if not runs:
             return
+        pack.buffer.settle()  # a deferred clip: the factored statistics read the gradient unsigned
         factors = self._factors_of(pack)
         scalar = pack.buffer.data.dtype.type
         eps1 = self._eps1 if self._eps1 is not None else float(np.finfo(pack.buffer.data.dtype).eps)

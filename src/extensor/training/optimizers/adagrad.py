@@ -69,6 +69,7 @@ class Adagrad(Optimizer):
     State per parameter: ``step``, ``sum`` (s).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters = (
         Check("lr >= 0", "learning rate"),
         Check("lr_decay >= 0", "lr_decay value"),
@@ -135,7 +136,7 @@ class Adagrad(Optimizer):
             run.param,
             run.grad,
             run.buffer("sum"),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(group["weight_decay"]),
             run.scalar(group["eps"]),
             run.scalar(-clr),

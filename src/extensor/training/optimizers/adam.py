@@ -94,7 +94,7 @@ def moment_coefficients(group: ParamGroup, run: Run, decoupled: bool) -> tuple[A
     beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
     beta1_weight = run.scalar(1 - beta1)
     return (
-        run.scalar(-1.0 if group["maximize"] else 1.0),
+        run.gradient_sign(group["maximize"]),
         run.scalar(1 - lr * weight_decay if decoupled else 1.0),
         run.scalar(0.0 if decoupled else weight_decay),
         beta1_weight,
@@ -224,6 +224,7 @@ class Adam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (*ADAM_CHECKS, Flag("amsgrad"), Flag("maximize"))
     buffers = ("exp_avg", "exp_avg_sq", State("max_exp_avg_sq", when="amsgrad"))
     #: AdamW decays the weights directly (θ ← θ(1 − γλ)) instead of adding λθ to the gradient.

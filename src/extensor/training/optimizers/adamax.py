@@ -76,6 +76,7 @@ class Adamax(Optimizer):
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_inf`` (u).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (*ADAM_CHECKS, Flag("maximize"))
     buffers = ("exp_avg", "exp_inf")
 
@@ -100,7 +101,7 @@ class Adamax(Optimizer):
             run.grad,
             run.buffer("exp_avg"),
             run.buffer("exp_inf"),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(group["weight_decay"]),
             beta1_weight,
             run.scalar(1) - beta1_weight,

@@ -113,6 +113,7 @@ class ADOPT(Optimizer):
     in float32 from the rounded β2 instead, 1.7e-4 too large relatively for β2 = 0.9999.
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (
         *ADAM_CHECKS,
         Flag("decoupled_weight_decay"),
@@ -169,7 +170,7 @@ class ADOPT(Optimizer):
             run.grad,
             run.buffer("exp_avg"),
             run.buffer("exp_avg_sq"),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(1 - lr * weight_decay if decoupled else 1.0),
             run.scalar(0.0 if decoupled else weight_decay),
             run.scalar(beta1),

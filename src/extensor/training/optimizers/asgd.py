@@ -120,6 +120,7 @@ class ASGD(Optimizer):
     State per parameter: ``step``, ``eta`` and ``mu`` (0-d float32 arrays, like torch's), ``ax``.
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters = (
         Check("lr >= 0", "learning rate"),
         Check("weight_decay >= 0", "weight_decay value"),
@@ -205,7 +206,7 @@ class ASGD(Optimizer):
             (1 - float(group["lambd"]) * eta64).astype(run.dtype),
             (-eta64).astype(run.dtype),
             mu.astype(run.dtype),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(group["weight_decay"]),
         )
 

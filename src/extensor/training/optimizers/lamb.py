@@ -84,6 +84,7 @@ class LAMB(Optimizer):
     48 bytes per float32 parameter; it cannot run sharded (the norms need whole tensors).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (
         *ADAM_CHECKS,
         Check("eps_root >= 0", "eps_root value"),
@@ -125,7 +126,7 @@ class LAMB(Optimizer):
         update = scratch[: run.param.size]
         lamb_direction_kernel(
             run.param, run.grad, run.buffer("exp_avg"), run.buffer("exp_avg_sq"), update,
-            s(-1.0 if group["maximize"] else 1.0), s(beta1), s(1 - beta1), s(beta2), s(1 - beta2),
+            run.gradient_sign(group["maximize"]), s(beta1), s(1 - beta1), s(beta2), s(1 - beta2),
             s(1 - beta1**run.step), s(1 - beta2**run.step), s(group["eps"]), s(group["eps_root"]),
             s(group["weight_decay"]),
         )  # fmt: skip

@@ -88,6 +88,7 @@ def _visit(
 ) -> None:
     """Update the elements ``lo:hi`` of the tensors whose `resident` flag equals `residents`."""
     sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first = sgd
+    grad_scale = abs(sign)  # the pending clip scale (the sign carries it, see `Run.gradient_sign`)
     segment = np.searchsorted(offsets, lo, side="right") - 1
     position = lo
     while position < hi:
@@ -96,7 +97,7 @@ def _visit(
             scale = param.dtype.type(1)
             if adapt:
                 if residents:  # the whole tensor: sum it, then update it while w and g are cached
-                    pair_sums_of_squares(param, grad, position, stop, sums[segment])
+                    pair_sums_of_squares(param, grad, position, stop, sums[segment], grad_scale)
                 scale = param.dtype.type(_trust_ratio(sums[segment, 0], sums[segment, 1], trust))
             momentum_sgd_piece(
                 param[position:stop], grad[position:stop], buf[position:stop] if buf.size != 0 else buf,
@@ -232,7 +233,9 @@ class LARS(SGD):
             resident = np.diff(offsets) <= limit
             large = ~resident
             if large.any():
-                sums = segment_sum_squares_pair(run.param, run.grad, offsets, member=large)
+                sums = segment_sum_squares_pair(
+                    run.param, run.grad, offsets, member=large, second_scale=run.grad_scale
+                )
             else:  # small networks: every tensor's sums come from the kernel's own visit
                 sums = np.zeros((count, 2), dtype=np.float64)
         else:

@@ -561,6 +561,7 @@ class LBFGS(Optimizer):
             return result, loss
 
         def gather(out: Array) -> tuple[Any, float]:
+            buffer.settle()  # a clip inside the closure is deferred: apply it before reading
             return _gather(buffer.grad, buffer.present, buffer.offsets, out)
 
         orig_loss, loss = evaluate()

@@ -56,6 +56,7 @@ class Lion(Optimizer):
     State per parameter: ``exp_avg`` (m).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters = (
         Check("lr >= 0", "learning rate"),
         Numbers("betas", 2),
@@ -86,6 +87,6 @@ class Lion(Optimizer):
         lr, (beta1, beta2) = float(group["lr"]), map(float, group["betas"])
         s = run.scalar  # scalars in double precision, cast once to the run's dtype
         lion_kernel(
-            run.param, run.grad, run.buffer("exp_avg"), s(-1.0 if group["maximize"] else 1.0),
+            run.param, run.grad, run.buffer("exp_avg"), run.gradient_sign(group["maximize"]),
             s(1 - lr * float(group["weight_decay"])), s(-lr), s(beta1), s(1 - beta1), s(beta2), s(1 - beta2),
         )  # fmt: skip

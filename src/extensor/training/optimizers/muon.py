@@ -296,6 +296,7 @@ class Muon(Optimizer):
         if not runs:
             return
         buffer = pack.buffer
+        buffer.settle()  # a deferred clip: Newton-Schulz reads the gradient in several places
         scalar = buffer.data.dtype.type
         lr, momentum = float(group["lr"]), float(group["momentum"])
         weight = scalar(1 - momentum)

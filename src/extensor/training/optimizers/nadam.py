@@ -97,6 +97,7 @@ class NAdam(Optimizer):
     running product Π of μ, kept per tensor as torch does), ``exp_avg``, ``exp_avg_sq``.
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (
         *ADAM_CHECKS,
         Check("momentum_decay >= 0", "momentum_decay value"),

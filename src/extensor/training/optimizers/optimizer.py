@@ -59,9 +59,12 @@ class Run:
             `x` as a NumPy scalar of the run's dtype. An attribute rather than a method because
             an update casts about ten scalars per call and a method frame each costs more than
             the cast (it shows on steps over many small tensors).
+        grad_scale: the factor the stored gradients are still to be multiplied by (a clip
+            deferred into this step, see `FlatBuffer.defer_scale`), in the run's dtype; 1 when
+            none. Only optimizers with `fuses_grad_scale` see a factor other than 1.
     """
 
-    __slots__ = ("_offsets", "_sums", "dtype", "grad", "param", "scalar", "state", "step")
+    __slots__ = ("_offsets", "_sums", "dtype", "grad", "grad_scale", "param", "scalar", "state", "step")
 
     def __init__(
         self,
@@ -71,6 +74,7 @@ class Run:
         step: float,
         offsets: Array,
         sums: Array | None = None,
+        grad_scale: np.floating[Any] | None = None,
     ) -> None:
         self.param = param
         self.grad = grad
@@ -78,8 +82,19 @@ class Run:
         self.step = step
         self.dtype: np.dtype[Any] = param.dtype
         self.scalar: Callable[[Any], np.floating[Any]] = self.dtype.type
+        self.grad_scale: np.floating[Any] = self.scalar(1) if grad_scale is None else grad_scale
         self._offsets = offsets
         self._sums = sums
+
+    def gradient_sign(self, maximize: bool) -> np.floating[Any]:
+        """The factor a kernel multiplies each stored gradient by as it reads it: -1 to maximise,
+        else 1, times `grad_scale`.
+
+        Folding the clip into the sign is exact: ``(±1·s)·g`` rounds to ``±(s·g)``, the value an
+        eager clip stores and the sign then negates, so a fused step is bit-identical to clip
+        followed by step.
+        """
+        return (self.scalar(-1) if maximize else self.scalar(1)) * self.grad_scale
 
     @property
     def offsets(self) -> Array:
@@ -117,9 +132,15 @@ class Window(Protocol):
     lo: int
     hi: int
     grad: Array
+    #: a clip scale deferred into the step, as `FlatBuffer.pending_scale`, or None
+    pending_scale: np.floating[Any] | None
 
     def state_array(self, name: str) -> Array:
         """The window's slice of state buffer `name` (allocated zeroed on first use)."""
+        ...
+
+    def settle(self) -> None:
+        """Apply the pending scale to `grad` in place, if any."""
         ...
 
 
@@ -197,6 +218,10 @@ class Optimizer:
     uses_tensor_norms: ClassVar[bool] = False
     #: Whether `step` needs a closure that re-evaluates the loss (several times, as LBFGS does).
     requires_closure: ClassVar[bool] = False
+    #: Whether `_update` applies `Run.grad_scale` itself (through `Run.gradient_sign`), so that a
+    #: deferred clip costs no pass of its own; otherwise the step applies the scale to the
+    #: gradients first (`FlatBuffer.settle`), exactly as an eager clip would have.
+    fuses_grad_scale: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -360,6 +385,10 @@ class Optimizer:
             return
         buffer = pack.buffer
         offsets = buffer.offsets
+        scaled: FlatBuffer | Window = buffer if window is None else window
+        if scaled.pending_scale is not None and not self.fuses_grad_scale:
+            scaled.settle()
+        grad_scale = scaled.pending_scale
         storage: Window | _Pack = pack if window is None else window
         start, stop = (0, buffer.numel) if window is None else (window.lo, window.hi)
         grad = buffer.grad if window is None else window.grad
@@ -377,6 +406,7 @@ class Optimizer:
                     step=float(np.float32(key[0]) + one),  # torch: float32 step += 1, then .item()
                     offsets=offsets,
                     sums=sums,
+                    grad_scale=grad_scale,
                 ),
             )
             if counts:
@@ -398,6 +428,7 @@ class Optimizer:
                     step=float(np.float32(key[a]) + one),  # torch: float32 step += 1, then .item()
                     offsets=run_offsets,
                     sums=None if sums is None else sums[first:last],
+                    grad_scale=grad_scale,
                 )
                 self._update(group, run)
             if counts:

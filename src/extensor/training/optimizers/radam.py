@@ -95,6 +95,7 @@ class RAdam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (*ADAM_CHECKS, Flag("decoupled_weight_decay"), Flag("maximize"))
     buffers = ("exp_avg", "exp_avg_sq")
 

@@ -150,6 +150,7 @@ class RMSprop(Optimizer):
     ``momentum_buffer`` (μ > 0), ``grad_avg`` (centered).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters = (
         Check("lr >= 0", "learning rate"),
         Check("eps >= 0", "epsilon value"),
@@ -197,7 +198,7 @@ class RMSprop(Optimizer):
             run.buffer("square_avg"),
             run.buffer("grad_avg"),
             run.buffer("momentum_buffer"),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(-float(group["lr"])),
             run.scalar(group["weight_decay"]),
             run.scalar(alpha),

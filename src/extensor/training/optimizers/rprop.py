@@ -123,6 +123,7 @@ class Rprop(Optimizer):
     State per parameter: ``step``, ``prev`` (g'), ``step_size`` (Δ).
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters = (
         Check("lr >= 0", "learning rate"),
         Numbers("etas", 2),
@@ -152,7 +153,7 @@ class Rprop(Optimizer):
             run.grad,
             run.buffer("prev"),
             run.buffer("step_size"),
-            run.scalar(-1.0 if group["maximize"] else 1.0),
+            run.gradient_sign(group["maximize"]),
             run.scalar(etaminus),
             run.scalar(etaplus),
             run.scalar(smallest),

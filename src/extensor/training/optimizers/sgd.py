@@ -109,7 +109,7 @@ def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[Any, ...]:
     maximize = bool(group.get("maximize", False))
     scalar = run.scalar
     return (
-        scalar(-1.0 if maximize else 1.0),
+        run.gradient_sign(maximize),
         scalar(-float(group["lr"])),
         scalar(group["weight_decay"]),
         scalar(group["momentum"]),
@@ -161,6 +161,7 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` once stepped with μ ≠ 0.
     """
 
+    fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
     hyperparameters: ClassVar[Rules] = (*MOMENTUM_CHECKS, Flag("maximize"))
     buffers = (State("momentum_buffer", when="momentum != 0"),)
     step_in_state: ClassVar[bool] = False
