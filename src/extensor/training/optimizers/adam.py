@@ -23,6 +23,8 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
+from extensor.training.optimizers.compact import BLOCK_SIZE, SIGNED, UNSIGNED
+from extensor.training.optimizers.compact_state import check_state_dtype, load_block, store_block
 from extensor.training.optimizers.declare import Check, Flag, Numbers, Rules, State
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
@@ -189,6 +191,47 @@ def adam_kernel(
             )  # fmt: skip
 
 
+@sized_kernel(fastmath=False)
+def adam_compact_kernel(
+    param: Array,
+    grad: Array,
+    exp_avg: tuple[Array, Array, Array, Array],
+    exp_avg_sq: tuple[Array, Array, Array, Array],
+    blocks: tuple[Array, Array, Array, int, int],
+    bf16: bool,
+    signed: Any,
+    unsigned: Any,
+    coefficients: tuple[Any, ...],
+) -> None:
+    """`adam_kernel` with m and v stored compactly (`compact_state`): per block, decode m and v into
+    float32 scratch, apply Adam's element update exactly as the float32 kernel does, encode them.
+
+    ``blocks = (lo, hi, slot, first, last)``: the block table and the range of blocks to update.
+    `signed` / `unsigned` are the int8 maps of m and v. In parallel over chunks of blocks, each
+    with its own scratch (allocated once per chunk, not per block).
+    """
+    lo, hi, slot, first, last = blocks
+    sign, decay, l2, b1w, omb1w, beta2, omb2, neg_step_size, bc2_sqrt, eps = coefficients
+    count = last - first
+    n_chunks = min(count, 64)
+    no_max = np.empty(0, dtype=param.dtype)
+    for chunk in prange(n_chunks):
+        m = np.empty(BLOCK_SIZE, dtype=np.float32)
+        v = np.empty(BLOCK_SIZE, dtype=np.float32)
+        for j in range(first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks):
+            a, b, s = lo[j], hi[j], slot[j]
+            load_block(exp_avg, bf16, a, b, s, signed, m)
+            load_block(exp_avg_sq, bf16, a, b, s, unsigned, v)
+            p, g = param[a:b], grad[a:b]
+            for i in range(b - a):
+                _adam_element(
+                    i, p, g, m, v, no_max, sign, decay, l2, b1w, omb1w, beta2, omb2, neg_step_size, bc2_sqrt,
+                    eps, False,
+                )  # fmt: skip
+            store_block(exp_avg, bf16, a, b, s, signed, m)
+            store_block(exp_avg_sq, bf16, a, b, s, unsigned, v)
+
+
 #: torch's checks of the Adam family's shared arguments, in torch's order: Adam, AdamW, NAdam, RAdam,
 #: Adamax, ADOPT and LAMB each add their own.
 ADAM_CHECKS: Rules = (
@@ -220,8 +263,13 @@ class Adam(Optimizer):
         weight_decay: λ (default 0).
         amsgrad: use AMSGrad's running maximum of v (keyword-only).
         maximize: maximise the objective instead (keyword-only).
+        state_dtype: how m and v are stored (keyword-only): None (the parameters' dtype, as
+            torch), ``"bfloat16"`` (2 bytes each) or ``"int8"`` (block-wise 8-bit, Dettmers et
+            al. 2022; tensors under 4096 elements stay float32). Compact state needs float32
+            parameters and no amsgrad; the update is computed in float32 (`compact_state`).
 
-    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``); with a
+    compact `state_dtype` in its stored form (`compact_state`).
     """
 
     fuses_grad_scale = True  # a deferred clip rides on the sign (`Run.gradient_sign`)
@@ -240,7 +288,13 @@ class Adam(Optimizer):
         *,
         amsgrad: bool = False,
         maximize: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
+        self.state_dtype = check_state_dtype(state_dtype)
+        if self.state_dtype is not None and amsgrad:
+            raise ValueError(
+                f"amsgrad keeps a running maximum that state_dtype={state_dtype!r} does not store"
+            )
         defaults = {
             "lr": lr,
             "betas": betas,
@@ -257,6 +311,25 @@ class Adam(Optimizer):
         bias_correction1 = 1 - float(betas[0]) ** run.step
         bias_correction2 = 1 - float(betas[1]) ** run.step
         step_size = float(group["lr"]) / bias_correction1
+        if run.compact is not None:
+            compact = run.compact
+            adam_compact_kernel(
+                run.param,
+                run.grad,
+                compact.store.state("exp_avg", signed=True),
+                compact.store.state("exp_avg_sq", signed=False),
+                compact.blocks,
+                compact.store.bf16,
+                SIGNED,
+                UNSIGNED,
+                (
+                    *moment_coefficients(group, run, self.decoupled_weight_decay),
+                    run.scalar(-step_size),
+                    run.scalar(bias_correction2**0.5),
+                    run.scalar(group["eps"]),
+                ),
+            )
+            return
         adam_kernel(
             run.param,
             run.grad,
@@ -291,5 +364,8 @@ class AdamW(Adam):
         *,
         amsgrad: bool = False,
         maximize: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize, state_dtype=state_dtype
+        )

@@ -33,6 +33,13 @@ from numba import njit
 
 from extensor.core.tensor import Array, ExTensor
 from extensor.training.flat import SUPPORTED_DTYPES, FlatBuffer
+from extensor.training.optimizers.compact_state import (
+    ABSMAX,
+    CompactRun,
+    CompactStore,
+    decode_form,
+    encode_form,
+)
 from extensor.training.optimizers.declare import Rules, State, require_bool, require_real
 
 __all__ = ["Optimizer", "ParamGroup", "Run", "Window", "require_bool", "require_real"]
@@ -62,9 +69,13 @@ class Run:
         grad_scale: the factor the stored gradients are still to be multiplied by (a clip
             deferred into this step, see `FlatBuffer.defer_scale`), in the run's dtype; 1 when
             none. Only optimizers with `fuses_grad_scale` see a factor other than 1.
+        compact: with a compact `Optimizer.state_dtype`, the run's compact state (`state` is
+            then empty and the kernel decodes and encodes blocks itself); else None.
     """
 
-    __slots__ = ("_offsets", "_sums", "dtype", "grad", "grad_scale", "param", "scalar", "state", "step")
+    __slots__ = (
+        "_offsets", "_sums", "compact", "dtype", "grad", "grad_scale", "param", "scalar", "state", "step",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -75,7 +86,9 @@ class Run:
         offsets: Array,
         sums: Array | None = None,
         grad_scale: np.floating[Any] | None = None,
+        compact: CompactRun | None = None,
     ) -> None:
+        self.compact = compact
         self.param = param
         self.grad = grad
         self.state = state
@@ -161,12 +174,14 @@ def _all_present_and_equal(present: Array, key: Array) -> bool:
 class _Pack:
     """The parameters of one group and one dtype: a FlatBuffer, step counts and flat state."""
 
-    def __init__(self, tensors: list[ExTensor]) -> None:
+    def __init__(self, tensors: list[ExTensor], state_dtype: str | None = None) -> None:
         self.buffer = FlatBuffer(tensors)
         #: per-parameter step counts, float32 like torch's ``state["step"]``; 0 means "no state yet".
         self.steps: Array = np.zeros(len(tensors), dtype=np.float32)
         #: flat state arrays by name, allocated (zeroed) the first time a step needs them.
         self.state: dict[str, Array] = {}
+        #: the state stored as bfloat16 or int8 instead (`Optimizer.state_dtype`), or None
+        self.compact = None if state_dtype is None else CompactStore(self.buffer.offsets, state_dtype)
 
     def state_array(self, name: str) -> Array:
         array = self.state.get(name)
@@ -218,6 +233,12 @@ class Optimizer:
     uses_tensor_norms: ClassVar[bool] = False
     #: Whether `step` needs a closure that re-evaluates the loss (several times, as LBFGS does).
     requires_closure: ClassVar[bool] = False
+    #: How the state buffers are stored: None (the parameters' dtype) or a compact form,
+    #: ``"bfloat16"`` / ``"int8"`` (`compact_state`), set by optimizers that support it before
+    #: `Optimizer.__init__` runs; their kernels then read `Run.compact`.
+    state_dtype: str | None = None
+    #: The state buffers holding signed values (first moments); the others use the unsigned map.
+    signed_state: ClassVar[frozenset[str]] = frozenset({"exp_avg", "momentum_buffer", "grad_avg"})
     #: Whether `_update` applies `Run.grad_scale` itself (through `Run.gradient_sign`), so that a
     #: deferred clip costs no pass of its own; otherwise the step applies the scale to the
     #: gradients first (`FlatBuffer.settle`), exactly as an eager clip would have.
@@ -300,6 +321,11 @@ class Optimizer:
                 raise TypeError(f"{where} has dtype {param.dtype}; optimizers support float32 and float64")
             if not param.is_leaf:
                 raise ValueError(f"can't optimize a non-leaf tensor ({where}, shape {param.shape})")
+            if self.state_dtype is not None and param.dtype != np.float32:
+                raise TypeError(
+                    f"state_dtype={self.state_dtype!r} needs float32 parameters, "
+                    f"{where} has dtype {param.dtype}"
+                )
             if id(param) in seen:
                 raise ValueError(
                     f"{where} (shape {param.shape}) appears more than once; a parameter may belong to "
@@ -320,7 +346,7 @@ class Optimizer:
         by_dtype: dict[np.dtype[Any], list[ExTensor]] = {}
         for param in group["params"]:
             by_dtype.setdefault(param.dtype, []).append(param)
-        packs = [_Pack(tensors) for tensors in by_dtype.values()]
+        packs = [_Pack(tensors, self.state_dtype) for tensors in by_dtype.values()]
         for pack in packs:
             for index, param in enumerate(pack.buffer.tensors):
                 self._where[param] = (pack, index)
@@ -392,7 +418,14 @@ class Optimizer:
         storage: Window | _Pack = pack if window is None else window
         start, stop = (0, buffer.numel) if window is None else (window.lo, window.hi)
         grad = buffer.grad if window is None else window.grad
-        state = {name: storage.state_array(name) for name in self._state_names(group)}
+        compact = pack.compact
+        if compact is not None and window is not None:
+            raise NotImplementedError(f"state_dtype={compact.state_dtype!r} cannot be sharded yet")
+        names = self._state_names(group)
+        state = {} if compact is not None else {name: storage.state_array(name) for name in names}
+        if compact is not None:
+            for name in names:
+                compact.state(name, name in self.signed_state)
         counts = self._counts_steps(group)
         one = np.float32(1)
         if window is None and len(runs) == 1 and runs[0] == (0, len(buffer)):
@@ -407,6 +440,7 @@ class Optimizer:
                     offsets=offsets,
                     sums=sums,
                     grad_scale=grad_scale,
+                    compact=None if compact is None else CompactRun(compact, 0, len(buffer)),
                 ),
             )
             if counts:
@@ -429,6 +463,7 @@ class Optimizer:
                     offsets=run_offsets,
                     sums=None if sums is None else sums[first:last],
                     grad_scale=grad_scale,
+                    compact=None if compact is None else CompactRun(compact, a, b),
                 )
                 self._update(group, run)
             if counts:
@@ -455,6 +490,10 @@ class Optimizer:
         for name, array in pack.state.items():
             view = array[segment].reshape(param.shape)
             result[name] = view.copy() if snapshot else view
+        if pack.compact is not None:  # the stored form, copies (there is no float view to give)
+            for name in self.state_names:
+                if name in pack.compact.states:
+                    result.update(pack.compact.export(name, index, param.shape))
         return result
 
     def state_dict(self) -> dict[str, Any]:
@@ -481,14 +520,28 @@ class Optimizer:
             groups.append(packed)
         return {"state": state, "param_groups": groups}
 
+    def load_converted_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """`load_state_dict`, converting state stored in another form than this optimizer's
+        `state_dtype` (bfloat16 or int8 into full precision, or the reverse): it is decoded to
+        float32 and re-encoded. `load_state_dict` refuses such state, since converting loses bits."""
+        self._convert_state = True
+        try:
+            self.load_state_dict(state_dict)
+        finally:
+            self._convert_state = False
+
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a `state_dict()` (ours, or torch's with tensors) onto this optimizer's parameters.
 
         Everything is validated before anything is written -- group count, group sizes,
         hyperparameters, state keys, shapes and dtypes -- so on error the optimizer is
         unchanged and the message says what differed. Values are copied in: later changes to
-        `state_dict` do not affect the optimizer.
+        `state_dict` do not affect the optimizer. State stored in another form than this
+        optimizer's `state_dtype` is refused (see `load_converted_state_dict`).
         """
+        self._load_state_dict(state_dict)
+
+    def _load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict expects a dict, got {type(state_dict).__name__}")
         for key in ("state", "param_groups"):
@@ -552,6 +605,13 @@ class Optimizer:
                     segment = pack.buffer.segment(index)
                     step, arrays = loaded.get(param, (0.0, {}))
                     pack.steps[index] = step
+                    if pack.compact is not None:
+                        for name in self.state_names:
+                            if name in arrays:
+                                pack.compact.load(name, index, arrays, name in self.signed_state)
+                            else:
+                                pack.compact.clear(name, index)
+                        continue
                     for name in self.state_names:
                         if name in arrays:
                             pack.state_array(name)[segment] = arrays[name].reshape(-1)
@@ -568,6 +628,7 @@ class Optimizer:
         if not param_state:
             return None
         allowed = set(self.state_names) | ({"step"} if self.step_in_state else set())
+        allowed |= {name + ABSMAX for name in self.state_names}
         unknown = sorted(map(str, set(param_state) - allowed))
         if unknown:
             raise ValueError(
@@ -581,16 +642,14 @@ class Optimizer:
         for name in self.state_names:
             if name not in param_state:
                 continue
-            array = np.asarray(param_state[name])
+            arrays.update(self._stored_form(where, param, name, param_state))
+        for name, array in list(arrays.items()):
+            if name.endswith(ABSMAX):
+                continue
             if array.shape != param.shape:
                 raise ValueError(
                     f"{where}: {name!r} has shape {array.shape}, the parameter has shape {param.shape}"
                 )
-            if array.dtype != param.dtype:
-                raise TypeError(
-                    f"{where}: {name!r} has dtype {array.dtype}, the parameter has dtype {param.dtype}"
-                )
-            arrays[name] = array
         step = 1.0
         if self.step_in_state:
             raw = np.asarray(param_state["step"])
@@ -598,6 +657,56 @@ class Optimizer:
                 raise ValueError(f"{where}: 'step' must be one finite non-negative number, got {raw!r}")
             step = float(raw.item())
         return step, arrays
+
+    def _stored_form(
+        self, where: str, param: ExTensor, name: str, param_state: Mapping[str, Any]
+    ) -> dict[str, Array]:
+        """Loaded state `name` of `param` in the form this optimizer stores it, checked: the
+        parameter's dtype, or the compact form of `state_dtype` (converted only when asked)."""
+        pack, index = self._where[param]
+        compact = pack.compact
+        given = {key: np.asarray(param_state[key]) for key in (name, name + ABSMAX) if key in param_state}
+        kind = given[name].dtype
+        form = "bfloat16" if kind == np.uint16 else "int8" if kind == np.uint8 else None
+        if form == "int8" and name + ABSMAX not in given:
+            raise ValueError(f"{where}: {name!r} holds int8 codes but {name + ABSMAX!r} is missing")
+        if form is None and kind.kind != "f":
+            raise TypeError(f"{where}: {name!r} has dtype {kind}, expected a floating-point array")
+        if compact is None:
+            expected = {name: (param.shape, param.dtype)}
+            wanted = None
+        else:
+            expected = compact.expected(name, index, param.shape)
+            wanted = compact.state_dtype if expected[name][1] != np.float32 else None
+        if form != wanted and not (form is None and wanted is None):
+            if not getattr(self, "_convert_state", False):
+                mine = wanted or f"{expected[name][1]} (full precision)"
+                raise TypeError(
+                    f"{where}: {name!r} is stored as {form or kind}, this optimizer keeps {mine} state; "
+                    "use load_converted_state_dict to convert it"
+                )
+            signed = name in self.signed_state
+            if any(array.shape != param.shape for key, array in given.items() if key == name):
+                raise ValueError(
+                    f"{where}: {name!r} has shape {given[name].shape}, the parameter has shape {param.shape}"
+                )
+            values = decode_form(given, name, form, signed, param.shape)
+            if wanted is None:
+                given = {name: values.astype(expected[name][1])}
+            else:
+                given = encode_form(values, name, wanted, True, signed)
+        elif form is None:
+            given = {name: given[name]}
+        for key, (shape, dtype) in expected.items():
+            if key not in given:
+                raise ValueError(f"{where}: {key!r} is missing")
+            if given[key].shape != shape:
+                raise ValueError(f"{where}: {key!r} has shape {given[key].shape}, expected {shape}")
+            if given[key].dtype != dtype:
+                raise TypeError(
+                    f"{where}: {key!r} has dtype {given[key].dtype}, the parameter has dtype {dtype}"
+                )
+        return given
 
     # ----------------------------------------------------------------- display
     def __repr__(self) -> str:
