@@ -366,4 +366,8 @@ def state_bytes(optimizer: ShardedOptimizer | Optimizer) -> int:
     """Bytes of optimizer state (flat state arrays) held by this process."""
     if isinstance(optimizer, ShardedOptimizer):
         return sum(array.nbytes for shard in optimizer._shards for array in shard.state.values())
-    return sum(array.nbytes for packs in optimizer._packs for pack in packs for array in pack.state.values())
+    return sum(
+        sum(array.nbytes for array in pack.state.values()) + (pack.compact.nbytes() if pack.compact else 0)
+        for packs in optimizer._packs
+        for pack in packs
+    )

@@ -197,7 +197,7 @@ def adam_compact_kernel(
     grad: Array,
     exp_avg: tuple[Array, Array, Array, Array],
     exp_avg_sq: tuple[Array, Array, Array, Array],
-    blocks: tuple[Array, Array, Array, int, int],
+    blocks: tuple[Array, Array, Array, int, int, int],
     bf16: bool,
     signed: Any,
     unsigned: Any,
@@ -206,11 +206,12 @@ def adam_compact_kernel(
     """`adam_kernel` with m and v stored compactly (`compact_state`): per block, decode m and v into
     float32 scratch, apply Adam's element update exactly as the float32 kernel does, encode them.
 
-    ``blocks = (lo, hi, slot, first, last)``: the block table and the range of blocks to update.
+    ``blocks = (lo, hi, slot, first, last, base)``: the block table, the range of blocks to update
+    and the element of the flat buffer where `param` and `grad` start (`compact_state.CompactRun`).
     `signed` / `unsigned` are the int8 maps of m and v. In parallel over chunks of blocks, each
     with its own scratch (allocated once per chunk, not per block).
     """
-    lo, hi, slot, first, last = blocks
+    lo, hi, slot, first, last, base = blocks
     sign, decay, l2, b1w, omb1w, beta2, omb2, neg_step_size, bc2_sqrt, eps = coefficients
     count = last - first
     n_chunks = min(count, 64)
@@ -222,7 +223,7 @@ def adam_compact_kernel(
             a, b, s = lo[j], hi[j], slot[j]
             load_block(exp_avg, bf16, a, b, s, signed, m)
             load_block(exp_avg_sq, bf16, a, b, s, unsigned, v)
-            p, g = param[a:b], grad[a:b]
+            p, g = param[a - base : b - base], grad[a - base : b - base]
             for i in range(b - a):
                 _adam_element(
                     i, p, g, m, v, no_max, sign, decay, l2, b1w, omb1w, beta2, omb2, neg_step_size, bc2_sqrt,

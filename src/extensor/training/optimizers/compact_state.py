@@ -269,10 +269,16 @@ def encode_form(
 
 class CompactRun:
     """What a kernel needs to update a run of tensors ``[a, b)`` of a pack with compact state:
-    the `store` and ``blocks = (lo, hi, slot, first block, last block)``."""
+    the `store` and ``blocks = (lo, hi, slot, first block, last block, base)``.
+
+    Block bounds index the pack's flat buffer (and the state storage); the run's `param` and
+    `grad` views start at element `base` (the run's first tensor), so a kernel reads
+    ``param[lo - base : hi - base]``.
+    """
 
     __slots__ = ("blocks", "store")
 
     def __init__(self, store: CompactStore, a: int, b: int) -> None:
         self.store = store
-        self.blocks = (store.lo, store.hi, store.slot, int(store.first[a]), int(store.first[b]))
+        first, last = int(store.first[a]), int(store.first[b])
+        self.blocks = (store.lo, store.hi, store.slot, first, last, int(store.offsets[a]))
