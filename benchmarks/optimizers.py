@@ -105,12 +105,21 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], int]] = [
     # clip_grad_norm_ reads g for the norm, then reads and writes it to scale; ours reads it once
     # for the norm and the AdamW kernel scales as it reads (4 + 28 B)
     ("AdamW + clip_grad_norm", "AdamW", "AdamW", {"lr": 1e-3}, 32),
+    # m and v stored compactly, against torch's fused float32 AdamW: p, g as before (12 B), m and
+    # v read and written as bfloat16 (8 B) or int8 codes (4 B, plus 4 B of absmax per 256 values)
+    ("AdamW bfloat16 state", "AdamW", "AdamW", {"lr": 1e-3}, 20),
+    ("AdamW int8 state", "AdamW", "AdamW", {"lr": 1e-3}, 16),
 ]
+#: extensor's options beyond the case's shared ones
+OURS_OPTIONS: dict[str, dict[str, Any]] = {
+    "AdamW bfloat16 state": {"state_dtype": "bfloat16"},
+    "AdamW int8 state": {"state_dtype": "int8"},
+}
 #: cases whose step is `clip_grad_norm(params, 1.0)` then the optimizer's step, in both libraries
 CLIPPED = {"AdamW + clip_grad_norm"}
 #: issue 12's targets: step time over torch fused at most
-TARGETS_VS_FUSED = {"AdamW + clip_grad_norm": 0.65}
-HAS_FUSED = {"SGD momentum", "Adam", "AdamW", "Adagrad", *CLIPPED}
+TARGETS_VS_FUSED = {"AdamW + clip_grad_norm": 0.65, "AdamW bfloat16 state": 0.75, "AdamW int8 state": 0.6}
+HAS_FUSED = {"SGD momentum", "Adam", "AdamW", "Adagrad", *CLIPPED, *OURS_OPTIONS}
 BYTES_PER_PARAM = {name: per_param for name, *_, per_param in CASES}
 #: the two problem sizes: tensor sizes, steps timed per case in a request
 SIZES = {"big": ([10_000_000], 1), "small": ([100] * 1000, 5)}
@@ -197,7 +206,7 @@ def extensor_actions(sizes: list[int]) -> dict[str, Callable[[], Any]]:
         actions["probe"] = extensor_probe(sizes[0])
     for name, ours, _, options, _ in CASES:
         params = [ExTensor(rng.standard_normal(n).astype(np.float32), requires_grad=True) for n in sizes]
-        optimizer = getattr(optimizers, ours)(params, **options)
+        optimizer = getattr(optimizers, ours)(params, **options, **OURS_OPTIONS.get(name, {}))
         if callable(getattr(optimizer, "train", None)):
             optimizer.train()  # Schedule-Free steps in training mode
         for p in params:
@@ -659,7 +668,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--cases", nargs="+", metavar="NAME", help="time only these optimizers (names of the table's first column)"
+        "--cases", nargs="+", metavar="NAME", help="time only these optimizers (the table's first column)"
     )
     args = parser.parse_args()
     if args.worker:

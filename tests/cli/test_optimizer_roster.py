@@ -30,6 +30,21 @@ def test_every_optimizer_has_a_recommended_lr_and_a_compare_preset() -> None:
     for name in config.OPTIMIZER_CLASSES:
         assert name in config.RECOMMENDED_LR
         assert PRESETS[name] == {"optimizer": name}
+    assert PRESETS["adamw-int8"] == {"optimizer": "adamw", "state_dtype": "int8"}
+
+
+def test_state_dtype_trains_adamw_and_is_refused_elsewhere(
+    run_cli: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    out = tmp_path / "int8"
+    result = run_cli("train", *TINY, "--state-dtype", "int8", "--out", str(out))
+    assert result.status == 0, result.err
+    assert read_metrics(out)[-1]["test_accuracy"] > 0.2
+    refused = run_cli(
+        "train", *TINY, "--optimizer", "sgd", "--state-dtype", "int8", "--out", str(tmp_path / "x")
+    )
+    assert refused.status == 2 and "--state-dtype does not apply to sgd" in refused.err
+    assert not (tmp_path / "x").exists()
 
 
 def test_optimizer_arg_reaches_the_constructor(run_cli: Callable[..., Outcome], tmp_path: Path) -> None:

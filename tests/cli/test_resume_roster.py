@@ -17,12 +17,20 @@ from .conftest import Outcome, quick_args
 SETTINGS = [*quick_args(epochs=2, batch_size=128), "--checkpoint-every", "5", "--keep-checkpoints", "10"]
 
 
-@pytest.mark.parametrize("name", list(config.OPTIMIZER_CLASSES))
+#: every CLI optimizer, plus AdamW with each compact state dtype
+CASES = [
+    *([name] for name in config.OPTIMIZER_CLASSES),
+    *(["adamw", "--state-dtype", s] for s in ("bfloat16", "int8")),
+]
+
+
+@pytest.mark.parametrize("choice", CASES, ids=" ".join)
 def test_resume_from_mid_epoch_is_bit_identical(
-    run_cli: Callable[..., Outcome], tmp_path: Path, name: str
+    run_cli: Callable[..., Outcome], tmp_path: Path, choice: list[str]
 ) -> None:
+    name = " ".join(choice)
     whole = tmp_path / "whole"
-    assert run_cli("train", *SETTINGS, "--optimizer", name, "--out", str(whole)).status == 0
+    assert run_cli("train", *SETTINGS, "--optimizer", *choice, "--out", str(whole)).status == 0
     checkpoints = CheckpointManager(whole / "checkpoints")
     middle = whole / "checkpoints" / "checkpoint-00000005.safetensors"
     assert middle.exists()

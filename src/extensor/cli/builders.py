@@ -20,6 +20,7 @@ from extensor.data import Dataset
 #: The hyperparameters with a flag of their own (each also a --config key); any other constructor
 #: argument is given as --optimizer-arg KEY=VALUE.
 _HYPERPARAMETERS = (
+    "state_dtype",
     "momentum",
     "betas",
     "eps",

@@ -34,6 +34,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "sgd": {"optimizer": "sgd"},
     "sgd-momentum": {"optimizer": "sgd", "momentum": 0.9},
     **{name: {"optimizer": name} for name in config.OPTIMIZER_CLASSES if name != "sgd"},
+    # AdamW with compact state (issue 12), to race against plain "adamw"
+    "adamw-bfloat16": {"optimizer": "adamw", "state_dtype": "bfloat16"},
+    "adamw-int8": {"optimizer": "adamw", "state_dtype": "int8"},
 }
 DEFAULT_OPTIMIZERS = ",".join(SEED_TABLE)
 

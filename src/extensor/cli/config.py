@@ -258,6 +258,14 @@ OPTIMIZER_OPTIONS: tuple[Option, ...] = (
     Option("amsgrad", "bool", None, "AMSGrad variant of Adam/AdamW", nullable=True),
     Option("maximize", "bool", None, "maximize the objective instead of minimizing", nullable=True),
     Option("trust_coefficient", "float", None, "LARS trust coefficient", minimum=0.0, nullable=True),
+    Option(
+        "state_dtype",
+        "str",
+        None,
+        "store the optimizer state compactly (Adam, AdamW): bfloat16 (half the bytes) or int8 (8-bit blocks)",
+        nullable=True,
+        choices=("bfloat16", "int8"),
+    ),
     Option("trust_clip", "bool", None, "LARS: clip the trust ratio (LARC)", nullable=True),
     Option(
         "optimizer_arg",

@@ -32,12 +32,14 @@ KEYWORD = inspect.Parameter.KEYWORD_ONLY
         (
             Adam,
             [("lr", 0.001, POSITIONAL), ("betas", (0.9, 0.999), POSITIONAL), ("eps", 1e-8, POSITIONAL),
-             ("weight_decay", 0.0, POSITIONAL), ("amsgrad", False, KEYWORD), ("maximize", False, KEYWORD)],
+             ("weight_decay", 0.0, POSITIONAL), ("amsgrad", False, KEYWORD), ("maximize", False, KEYWORD),
+             ("state_dtype", None, KEYWORD)],
         ),
         (
             AdamW,
             [("lr", 0.001, POSITIONAL), ("betas", (0.9, 0.999), POSITIONAL), ("eps", 1e-8, POSITIONAL),
-             ("weight_decay", 0.01, POSITIONAL), ("amsgrad", False, KEYWORD), ("maximize", False, KEYWORD)],
+             ("weight_decay", 0.01, POSITIONAL), ("amsgrad", False, KEYWORD), ("maximize", False, KEYWORD),
+             ("state_dtype", None, KEYWORD)],
         ),
         (
             RMSprop,
