@@ -41,9 +41,9 @@ def test_state_dtype_trains_adamw_and_is_refused_elsewhere(
     assert result.status == 0, result.err
     assert read_metrics(out)[-1]["test_accuracy"] > 0.2
     refused = run_cli(
-        "train", *TINY, "--optimizer", "sgd", "--state-dtype", "int8", "--out", str(tmp_path / "x")
+        "train", *TINY, "--optimizer", "lion", "--state-dtype", "int8", "--out", str(tmp_path / "x")
     )
-    assert refused.status == 2 and "--state-dtype does not apply to sgd" in refused.err
+    assert refused.status == 2 and "--state-dtype does not apply to lion" in refused.err
     assert not (tmp_path / "x").exists()
 
 

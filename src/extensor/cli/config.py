@@ -262,7 +262,7 @@ OPTIMIZER_OPTIONS: tuple[Option, ...] = (
         "state_dtype",
         "str",
         None,
-        "store the optimizer state compactly (Adam, AdamW): bfloat16 (half the bytes) or int8 (8-bit blocks)",
+        "store optimizer state compactly (Adam, AdamW, SGD, RMSprop, LARS): bfloat16 or int8 (8-bit blocks)",
         nullable=True,
         choices=("bfloat16", "int8"),
     ),

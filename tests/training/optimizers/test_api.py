@@ -27,7 +27,8 @@ KEYWORD = inspect.Parameter.KEYWORD_ONLY
         (
             SGD,
             [("lr", EMPTY, POSITIONAL), ("momentum", 0.0, POSITIONAL), ("weight_decay", 0.0, POSITIONAL),
-             ("nesterov", False, POSITIONAL), ("dampening", 0.0, KEYWORD), ("maximize", False, KEYWORD)],
+             ("nesterov", False, POSITIONAL), ("dampening", 0.0, KEYWORD), ("maximize", False, KEYWORD),
+             ("state_dtype", None, KEYWORD)],
         ),
         (
             Adam,
@@ -45,13 +46,14 @@ KEYWORD = inspect.Parameter.KEYWORD_ONLY
             RMSprop,
             [("lr", 0.01, POSITIONAL), ("alpha", 0.99, POSITIONAL), ("eps", 1e-8, POSITIONAL),
              ("momentum", 0.0, POSITIONAL), ("weight_decay", 0.0, POSITIONAL), ("centered", False, KEYWORD),
-             ("maximize", False, KEYWORD)],
+             ("maximize", False, KEYWORD), ("state_dtype", None, KEYWORD)],
         ),
         (
             LARS,
             [("lr", EMPTY, POSITIONAL), ("momentum", 0.9, POSITIONAL), ("weight_decay", 0.0, POSITIONAL),
              ("trust_coefficient", 0.001, POSITIONAL), ("nesterov", False, KEYWORD),
-             ("dampening", 0.0, KEYWORD), ("eps", 0.0, KEYWORD), ("trust_clip", False, KEYWORD)],
+             ("dampening", 0.0, KEYWORD), ("eps", 0.0, KEYWORD), ("trust_clip", False, KEYWORD),
+             ("state_dtype", None, KEYWORD)],
         ),
     ],
 )  # fmt: skip

@@ -18,7 +18,7 @@ from extensor import ExTensor
 from extensor.distributed import SingleProcess
 from extensor.distributed.sharded import ShardedOptimizer, state_bytes
 from extensor.training.checkpoint import load_checkpoint, save_checkpoint
-from extensor.training.optimizers import Adam, AdamW
+from extensor.training.optimizers import LARS, SGD, Adam, AdamW, RMSprop
 from extensor.training.optimizers.compact import MIN_QUANTIZED_SIZE
 from extensor.training.optimizers.compact_state import decode_form, encode_form
 
@@ -39,22 +39,44 @@ def feed(params: list[ExTensor], step: int) -> None:
         param.grad = None if (index == 1 and step % 4 == 2) else gradient
 
 
-def decoded(state: dict[Any, dict[str, Any]], params: list[ExTensor]) -> dict[Any, dict[str, Any]]:
+def decoded(
+    state: dict[Any, dict[str, Any]], params: list[ExTensor], buffers: dict[str, bool]
+) -> dict[Any, dict[str, Any]]:
     """A compact state dict's state as float32 values (what the float32 optimizer would hold)."""
     result = {}
     for index, entry in state.items():
         shape = params[index].shape
-        result[index] = {"step": entry["step"]}
-        for name, signed in MOMENTS.items():
+        result[index] = {"step": entry["step"]} if "step" in entry else {}
+        for name, signed in buffers.items():
             result[index][name] = decode_form(entry, name, None, signed, shape)
     return result
 
 
+#: each optimizer with compact state, its options and its buffers (name: signed map)
+CASES: dict[str, tuple[type, dict[str, Any], dict[str, bool]]] = {
+    "Adam": (Adam, {"lr": 0.01, "weight_decay": 0.1, "maximize": True}, MOMENTS),
+    "AdamW": (AdamW, {"lr": 0.01, "weight_decay": 0.1}, MOMENTS),
+    "SGD": (
+        SGD,
+        {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+        {"momentum_buffer": True},
+    ),
+    "SGD-dampened": (SGD, {"lr": 0.01, "momentum": 0.5, "dampening": 0.3}, {"momentum_buffer": True}),
+    "RMSprop": (RMSprop, {"lr": 0.01}, {"square_avg": False}),
+    "RMSprop-centered": (
+        RMSprop,
+        {"lr": 0.01, "centered": True, "momentum": 0.5},
+        {"square_avg": False, "momentum_buffer": True, "grad_avg": True},
+    ),
+    "LARS": (LARS, {"lr": 0.1, "trust_coefficient": 0.02, "weight_decay": 1e-3}, {"momentum_buffer": True}),
+}
+
+
 @pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
-@pytest.mark.parametrize("cls", [Adam, AdamW])
-def test_a_compact_step_is_decode_float32_step_encode(cls: type, state_dtype: str) -> None:
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_compact_step_is_decode_float32_step_encode(name: str, state_dtype: str) -> None:
+    cls, options, buffers = CASES[name]
     params = make()
-    options = {"lr": 0.01, "weight_decay": 0.1, "maximize": cls is Adam}
     compact = cls(
         [{"params": params[:2]}, {"params": params[2:], "lr": 0.003}], **options, state_dtype=state_dtype
     )
@@ -62,7 +84,7 @@ def test_a_compact_step_is_decode_float32_step_encode(cls: type, state_dtype: st
         before = compact.state_dict()
         twins = [ExTensor(p.data.copy(), requires_grad=True) for p in params]
         reference = cls([{"params": twins[:2]}, {"params": twins[2:], "lr": 0.003}], **options)
-        reference.load_state_dict({**before, "state": decoded(before["state"], params)})
+        reference.load_state_dict({**before, "state": decoded(before["state"], params, buffers)})
         feed(params, step)
         feed(twins, step)
         compact.step()
@@ -73,12 +95,12 @@ def test_a_compact_step_is_decode_float32_step_encode(cls: type, state_dtype: st
         assert after.keys() == expected.keys()
         for index, entry in expected.items():
             quantized = state_dtype == "bfloat16" or params[index].size >= MIN_QUANTIZED_SIZE
-            for name, signed in MOMENTS.items():
+            for key, signed in buffers.items():
                 if step % 4 == 2 and index == 1:  # not stepped: unchanged
                     continue
-                stored = encode_form(entry[name], name, state_dtype, quantized, signed)
-                for key, value in stored.items():
-                    assert after[index][key].tobytes() == value.tobytes(), (step, index, key)
+                stored = encode_form(entry[key], key, state_dtype, quantized, signed)
+                for stored_key, value in stored.items():
+                    assert after[index][stored_key].tobytes() == value.tobytes(), (step, index, stored_key)
 
 
 def test_int8_keeps_small_tensors_in_float32_and_reports_its_form() -> None:

@@ -144,6 +144,8 @@ class CompactStore:
         self.hi = np.minimum(self.lo + BLOCK_SIZE, np.repeat(offsets[1:], np.diff(first)))
         self.slot = np.array(slot, dtype=np.int64)
         self.first = np.array(first, dtype=np.int64)
+        #: the tensor each block belongs to
+        self.tensor = np.repeat(np.arange(sizes.size, dtype=np.int64), np.diff(first))
         #: small tensors' float32 state: where tensor k's values start in `small` (or -1)
         self.small_start = np.full(sizes.size, -1, dtype=np.int64)
         for tensor in np.flatnonzero(~self.quantized) if not self.bf16 else []:
@@ -276,9 +278,11 @@ class CompactRun:
     ``param[lo - base : hi - base]``.
     """
 
-    __slots__ = ("blocks", "store")
+    __slots__ = ("blocks", "first_tensor", "store")
 
     def __init__(self, store: CompactStore, a: int, b: int) -> None:
         self.store = store
+        #: the pack index of the run's first tensor
+        self.first_tensor = a
         first, last = int(store.first[a]), int(store.first[b])
         self.blocks = (store.lo, store.hi, store.slot, first, last, int(store.offsets[a]))

@@ -31,9 +31,16 @@ from extensor.training.flat import (
     segment_sum_squares_pair,
     sized_kernel,
 )
+from extensor.training.optimizers.compact_state import check_state_dtype
 from extensor.training.optimizers.declare import Check, Flag, Rules
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
-from extensor.training.optimizers.sgd import MOMENTUM_CHECKS, SGD, momentum_coefficients, momentum_sgd_piece
+from extensor.training.optimizers.sgd import (
+    MOMENTUM_CHECKS,
+    SGD,
+    momentum_coefficients,
+    momentum_sgd_compact_kernel,
+    momentum_sgd_piece,
+)
 
 __all__ = ["CACHE_RESIDENT_BYTES", "LARS", "exclude_from_adaptation", "lars_kernel"]
 
@@ -180,6 +187,8 @@ class LARS(SGD):
         dampening: τ (keyword-only, default 0).
         eps: ε in the trust ratio's denominator (keyword-only, default 0).
         trust_clip: clip the ratio LARC-style, ``min(r / γ, 1)`` (keyword-only).
+        state_dtype: how the momentum buffer is stored (keyword-only): None, ``"bfloat16"`` or
+            ``"int8"``, as in `Adam` (the norms are then one reduction before the step).
 
     Group option ``lars_adaptation`` (default True): False makes the group plain SGD (r = 1).
     State per parameter: ``momentum_buffer`` once stepped with μ ≠ 0.
@@ -206,7 +215,9 @@ class LARS(SGD):
         dampening: float = 0.0,
         eps: float = 0.0,
         trust_clip: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
+        self.state_dtype = check_state_dtype(state_dtype)
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -226,6 +237,9 @@ class LARS(SGD):
         trust_coefficient = float(group["trust_coefficient"])
         adapt = bool(group["lars_adaptation"]) and trust_coefficient > 0
         given = run.given_tensor_sums
+        if run.compact is not None and group["momentum"] != 0:
+            self._update_compact(group, run, adapt, trust_coefficient)
+            return
         if adapt and given is None:
             limit = CACHE_RESIDENT_BYTES // (2 * run.dtype.itemsize)
             if run.param.size >= PARALLEL_MIN_ELEMENTS:  # a resident tensor keeps one thread busy alone:
@@ -259,6 +273,31 @@ class LARS(SGD):
                 float(group["lr"]),
                 bool(group["trust_clip"]),
             ),
+            momentum_coefficients(group, run),
+        )
+
+    def _update_compact(self, group: ParamGroup, run: Run, adapt: bool, trust_coefficient: float) -> None:
+        """The step with a compact momentum buffer: the norms in one reduction, then SGD's compact
+        kernel scaling each tensor's update by its trust ratio."""
+        assert run.compact is not None
+        store = run.compact.store
+        scales = np.ones(store.first.size - 1, dtype=run.dtype)
+        if adapt:
+            sums = segment_sum_squares_pair(run.param, run.grad, run.offsets, second_scale=run.grad_scale)
+            trust = (trust_coefficient, float(group["weight_decay"]), float(group["eps"]), float(group["lr"]),
+                     bool(group["trust_clip"]))  # fmt: skip
+            a = run.compact.first_tensor
+            for k in range(sums.shape[0]):
+                scales[a + k] = run.scalar(_trust_ratio(sums[k, 0], sums[k, 1], trust))
+        momentum_sgd_compact_kernel(
+            run.param,
+            run.grad,
+            store.state("momentum_buffer", signed=True),
+            run.compact.blocks,
+            store.bf16,
+            store.book("momentum_buffer"),
+            store.tensor,
+            scales,
             momentum_coefficients(group, run),
         )
 

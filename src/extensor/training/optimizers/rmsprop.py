@@ -14,6 +14,8 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
+from extensor.training.optimizers.compact import BLOCK_SIZE, SIGNED, UNSIGNED
+from extensor.training.optimizers.compact_state import check_state_dtype, load_block, store_block
 from extensor.training.optimizers.declare import Check, Flag, State
 from extensor.training.optimizers.elementwise import lerp
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
@@ -122,6 +124,55 @@ def rmsprop_kernel(
             )  # fmt: skip
 
 
+_rmsprop_serial = rmsprop_kernel.serial  # a dispatcher the compact kernel calls per block
+
+
+@sized_kernel(fastmath=False)
+def rmsprop_compact_kernel(
+    param: Array,
+    grad: Array,
+    square_avg: tuple[Array, Array, Array, Array],
+    grad_avg: tuple[Array, Array, Array, Array],
+    momentum_buffer: tuple[Array, Array, Array, Array],
+    kept: tuple[bool, bool],
+    blocks: tuple[Array, Array, Array, int, int, int],
+    bf16: bool,
+    signed: Any,
+    unsigned: Any,
+    coefficients: tuple[Any, ...],
+) -> None:
+    """`rmsprop_kernel` with its buffers stored compactly (`compact_state`): per block, decode them
+    into float32 scratch, run the float32 kernel's loop on the block, encode them. ``kept`` says
+    whether `grad_avg` (centered) and `momentum_buffer` exist; ``blocks`` as in
+    `adam.adam_compact_kernel`."""
+    lo, hi, slot, first, last, base = blocks
+    centered, use_momentum = kept
+    count = last - first
+    n_chunks = min(count, 64)
+    none = np.empty(0, dtype=np.float32)
+    for chunk in prange(n_chunks):
+        s_block = np.empty(BLOCK_SIZE, dtype=np.float32)
+        a_block = np.empty(BLOCK_SIZE if centered else 0, dtype=np.float32)
+        b_block = np.empty(BLOCK_SIZE if use_momentum else 0, dtype=np.float32)
+        for j in range(first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks):
+            start, stop, code = lo[j], hi[j], slot[j]
+            n = stop - start
+            load_block(square_avg, bf16, start, stop, code, unsigned, s_block)
+            if centered:
+                load_block(grad_avg, bf16, start, stop, code, signed, a_block)
+            if use_momentum:
+                load_block(momentum_buffer, bf16, start, stop, code, signed, b_block)
+            _rmsprop_serial(
+                param[start - base : stop - base], grad[start - base : stop - base], s_block[:n],
+                a_block[:n] if centered else none, b_block[:n] if use_momentum else none, *coefficients,
+            )  # fmt: skip
+            store_block(square_avg, bf16, start, stop, code, unsigned, s_block)
+            if centered:
+                store_block(grad_avg, bf16, start, stop, code, signed, a_block)
+            if use_momentum:
+                store_block(momentum_buffer, bf16, start, stop, code, signed, b_block)
+
+
 class RMSprop(Optimizer):
     """RMSprop, identical to `torch.optim.RMSprop`.
 
@@ -144,6 +195,8 @@ class RMSprop(Optimizer):
         centered: normalise by the estimated variance instead of the raw second moment
             (keyword-only).
         maximize: maximise the objective instead (keyword-only).
+        state_dtype: how the buffers are stored (keyword-only): None, ``"bfloat16"`` or ``"int8"``,
+            as in `Adam` (``square_avg`` on the unsigned map, the others on the signed one).
 
     Note the positional order follows extensor's API (..., eps, momentum, weight_decay), not
     torch's (..., eps, weight_decay, momentum). State per parameter: ``step``, ``square_avg``,
@@ -177,7 +230,9 @@ class RMSprop(Optimizer):
         *,
         centered: bool = False,
         maximize: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
+        self.state_dtype = check_state_dtype(state_dtype)
         defaults = {
             "lr": lr,
             "alpha": alpha,
@@ -192,6 +247,34 @@ class RMSprop(Optimizer):
     def _update(self, group: ParamGroup, run: Run) -> None:
         alpha = float(group["alpha"])
         one_minus_alpha = run.scalar(1 - alpha)
+        coefficients = (
+            run.gradient_sign(group["maximize"]),
+            run.scalar(-float(group["lr"])),
+            run.scalar(group["weight_decay"]),
+            run.scalar(alpha),
+            one_minus_alpha,
+            run.scalar(1) - one_minus_alpha,
+            run.scalar(group["eps"]),
+            run.scalar(group["momentum"]),
+        )
+        if run.compact is not None:
+            store = run.compact.store
+            centered, use_momentum = bool(group["centered"]), group["momentum"] > 0
+            none = store.state("square_avg", signed=False)  # stands in for a buffer not kept
+            rmsprop_compact_kernel(
+                run.param,
+                run.grad,
+                store.state("square_avg", signed=False),
+                store.state("grad_avg", signed=True) if centered else none,
+                store.state("momentum_buffer", signed=True) if use_momentum else none,
+                (centered, use_momentum),
+                run.compact.blocks,
+                store.bf16,
+                SIGNED,
+                UNSIGNED,
+                coefficients,
+            )
+            return
         rmsprop_kernel(
             run.param,
             run.grad,

@@ -15,6 +15,8 @@ from numba import njit, prange
 
 from extensor.core.tensor import Array
 from extensor.training.flat import parallel_chunks, sized_kernel
+from extensor.training.optimizers.compact import BLOCK_SIZE
+from extensor.training.optimizers.compact_state import check_state_dtype, load_block, store_block
 from extensor.training.optimizers.declare import Check, Flag, Real, Rules, State
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
@@ -102,6 +104,40 @@ def momentum_sgd_kernel(
         )  # fmt: skip
 
 
+@sized_kernel(fastmath=False)
+def momentum_sgd_compact_kernel(
+    param: Array,
+    grad: Array,
+    buf: tuple[Array, Array, Array, Array],
+    blocks: tuple[Array, Array, Array, int, int, int],
+    bf16: bool,
+    book: Any,
+    tensor_of_block: Array,
+    scales: Array,
+    sgd: tuple[Any, ...],
+) -> None:
+    """`momentum_sgd_kernel` with the momentum buffer stored compactly (`compact_state`): per block,
+    decode it into float32 scratch, run `momentum_sgd_piece`, encode it. The update of a block of
+    tensor k is scaled by ``scales[k]`` when `scales` is not empty (LARS's trust ratios), else by 1.
+    ``blocks`` as in `adam.adam_compact_kernel`."""
+    lo, hi, slot, first, last, base = blocks
+    sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first_step = sgd
+    count = last - first
+    n_chunks = min(count, 64)
+    one = param.dtype.type(1)
+    for chunk in prange(n_chunks):
+        b = np.empty(BLOCK_SIZE, dtype=np.float32)
+        for j in range(first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks):
+            start, stop, s = lo[j], hi[j], slot[j]
+            load_block(buf, bf16, start, stop, s, book, b)
+            scale = one if scales.size == 0 else scales[tensor_of_block[j]]
+            momentum_sgd_piece(
+                param[start - base : stop - base], grad[start - base : stop - base], b[: stop - start], scale,
+                sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first_step,
+            )  # fmt: skip
+            store_block(buf, bf16, start, stop, s, book, b)
+
+
 def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[Any, ...]:
     """The arguments ``(sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first)``
     of `momentum_sgd_piece` for `group`'s hyperparameters at `run`'s step (scalars in `run`'s dtype).
@@ -155,6 +191,8 @@ class SGD(Optimizer):
         nesterov: use Nesterov momentum (needs μ > 0 and τ = 0).
         dampening: dampening τ of the momentum (keyword-only, default 0).
         maximize: maximise the objective instead (keyword-only).
+        state_dtype: how the momentum buffer is stored (keyword-only): None (the parameters'
+            dtype), ``"bfloat16"`` or ``"int8"``, as in `Adam`.
 
     Note the positional order follows extensor's API (lr, momentum, weight_decay, nesterov),
     not torch's (lr, momentum, dampening, weight_decay, nesterov); `dampening` is keyword-only.
@@ -176,7 +214,9 @@ class SGD(Optimizer):
         *,
         dampening: float = 0.0,
         maximize: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
+        self.state_dtype = check_state_dtype(state_dtype)
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -196,6 +236,20 @@ class SGD(Optimizer):
         return np.minimum(steps, 1)
 
     def _update(self, group: ParamGroup, run: Run) -> None:
+        if run.compact is not None and group["momentum"] != 0:
+            store = run.compact.store
+            momentum_sgd_compact_kernel(
+                run.param,
+                run.grad,
+                store.state("momentum_buffer", signed=True),
+                run.compact.blocks,
+                store.bf16,
+                store.book("momentum_buffer"),
+                store.tensor,
+                np.empty(0, dtype=run.dtype),
+                momentum_coefficients(group, run),
+            )
+            return
         momentum_sgd_kernel(
             run.param,
             run.grad,
