@@ -24,7 +24,13 @@ from numba import njit, prange
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
 from extensor.training.optimizers.compact import BLOCK_SIZE, SIGNED, UNSIGNED
-from extensor.training.optimizers.compact_state import check_state_dtype, load_block, store_block
+from extensor.training.optimizers.compact_state import (
+    check_state_dtype,
+    chunk_blocks,
+    chunk_count,
+    load_block,
+    store_block,
+)
 from extensor.training.optimizers.declare import Check, Flag, Numbers, Rules, State
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
@@ -211,15 +217,14 @@ def adam_compact_kernel(
     `signed` / `unsigned` are the int8 maps of m and v. In parallel over chunks of blocks, each
     with its own scratch (allocated once per chunk, not per block).
     """
-    lo, hi, slot, first, last, base = blocks
+    lo, hi, slot, _, _, base = blocks
     sign, decay, l2, b1w, omb1w, beta2, omb2, neg_step_size, bc2_sqrt, eps = coefficients
-    count = last - first
-    n_chunks = min(count, 64)
+    n_chunks = chunk_count(blocks)
     no_max = np.empty(0, dtype=param.dtype)
     for chunk in prange(n_chunks):
         m = np.empty(BLOCK_SIZE, dtype=np.float32)
         v = np.empty(BLOCK_SIZE, dtype=np.float32)
-        for j in range(first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks):
+        for j in range(*chunk_blocks(blocks, chunk, n_chunks)):
             a, b, s = lo[j], hi[j], slot[j]
             load_block(exp_avg, bf16, a, b, s, signed, m)
             load_block(exp_avg_sq, bf16, a, b, s, unsigned, v)

@@ -42,7 +42,10 @@ from extensor.training.optimizers.compact import (
     quantize_block,
 )
 
-__all__ = ["STATE_DTYPES", "CompactStore", "check_state_dtype", "load_block", "store_block"]
+__all__ = [
+    "STATE_DTYPES", "CompactRun", "CompactStore", "check_state_dtype", "chunk_blocks", "chunk_count",
+    "load_block", "store_block",
+]  # fmt: skip
 
 #: The compact state dtypes an optimizer accepts (None: the parameters' dtype).
 STATE_DTYPES = ("bfloat16", "int8")
@@ -108,6 +111,25 @@ def store_block(
     else:
         start = -1 - slot
         small[start : start + n] = values[:n]
+
+
+#: Chunks of blocks a compact kernel's parallel loop hands out (each allocates its scratch once).
+COMPACT_CHUNKS = 64
+
+
+@njit(cache=True, inline="always")
+def chunk_count(blocks: tuple[Array, Array, Array, int, int, int]) -> int:
+    """How many chunks a compact kernel cuts ``blocks`` (`CompactRun.blocks`) into."""
+    return min(blocks[4] - blocks[3], COMPACT_CHUNKS)
+
+
+@njit(cache=True, inline="always")
+def chunk_blocks(
+    blocks: tuple[Array, Array, Array, int, int, int], chunk: int, n_chunks: int
+) -> tuple[int, int]:
+    """The range of block indices of chunk `chunk` of `n_chunks` (near-equal shares)."""
+    first, count = blocks[3], blocks[4] - blocks[3]
+    return first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks
 
 
 class CompactStore:

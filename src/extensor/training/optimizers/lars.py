@@ -37,8 +37,8 @@ from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 from extensor.training.optimizers.sgd import (
     MOMENTUM_CHECKS,
     SGD,
+    compact_momentum_step,
     momentum_coefficients,
-    momentum_sgd_compact_kernel,
     momentum_sgd_piece,
 )
 
@@ -289,17 +289,7 @@ class LARS(SGD):
             a = run.compact.first_tensor
             for k in range(sums.shape[0]):
                 scales[a + k] = run.scalar(_trust_ratio(sums[k, 0], sums[k, 1], trust))
-        momentum_sgd_compact_kernel(
-            run.param,
-            run.grad,
-            store.state("momentum_buffer", signed=True),
-            run.compact.blocks,
-            store.bf16,
-            store.book("momentum_buffer"),
-            store.tensor,
-            scales,
-            momentum_coefficients(group, run),
-        )
+        compact_momentum_step(group, run, scales)
 
 
 def exclude_from_adaptation(params: Iterable[ExTensor], weight_decay: float = 0.0) -> list[ParamGroup]:

@@ -15,7 +15,13 @@ from numba import njit, prange
 from extensor.core.tensor import Array
 from extensor.training.flat import sized_kernel
 from extensor.training.optimizers.compact import BLOCK_SIZE, SIGNED, UNSIGNED
-from extensor.training.optimizers.compact_state import check_state_dtype, load_block, store_block
+from extensor.training.optimizers.compact_state import (
+    check_state_dtype,
+    chunk_blocks,
+    chunk_count,
+    load_block,
+    store_block,
+)
 from extensor.training.optimizers.declare import Check, Flag, State
 from extensor.training.optimizers.elementwise import lerp
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
@@ -145,16 +151,15 @@ def rmsprop_compact_kernel(
     into float32 scratch, run the float32 kernel's loop on the block, encode them. ``kept`` says
     whether `grad_avg` (centered) and `momentum_buffer` exist; ``blocks`` as in
     `adam.adam_compact_kernel`."""
-    lo, hi, slot, first, last, base = blocks
+    lo, hi, slot, _, _, base = blocks
     centered, use_momentum = kept
-    count = last - first
-    n_chunks = min(count, 64)
+    n_chunks = chunk_count(blocks)
     none = np.empty(0, dtype=np.float32)
     for chunk in prange(n_chunks):
         s_block = np.empty(BLOCK_SIZE, dtype=np.float32)
         a_block = np.empty(BLOCK_SIZE if centered else 0, dtype=np.float32)
         b_block = np.empty(BLOCK_SIZE if use_momentum else 0, dtype=np.float32)
-        for j in range(first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks):
+        for j in range(*chunk_blocks(blocks, chunk, n_chunks)):
             start, stop, code = lo[j], hi[j], slot[j]
             n = stop - start
             load_block(square_avg, bf16, start, stop, code, unsigned, s_block)
@@ -281,12 +286,5 @@ class RMSprop(Optimizer):
             run.buffer("square_avg"),
             run.buffer("grad_avg"),
             run.buffer("momentum_buffer"),
-            run.gradient_sign(group["maximize"]),
-            run.scalar(-float(group["lr"])),
-            run.scalar(group["weight_decay"]),
-            run.scalar(alpha),
-            one_minus_alpha,
-            run.scalar(1) - one_minus_alpha,
-            run.scalar(group["eps"]),
-            run.scalar(group["momentum"]),
+            *coefficients,
         )

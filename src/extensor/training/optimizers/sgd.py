@@ -16,7 +16,13 @@ from numba import njit, prange
 from extensor.core.tensor import Array
 from extensor.training.flat import parallel_chunks, sized_kernel
 from extensor.training.optimizers.compact import BLOCK_SIZE
-from extensor.training.optimizers.compact_state import check_state_dtype, load_block, store_block
+from extensor.training.optimizers.compact_state import (
+    check_state_dtype,
+    chunk_blocks,
+    chunk_count,
+    load_block,
+    store_block,
+)
 from extensor.training.optimizers.declare import Check, Flag, Real, Rules, State
 from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
 
@@ -120,14 +126,13 @@ def momentum_sgd_compact_kernel(
     decode it into float32 scratch, run `momentum_sgd_piece`, encode it. The update of a block of
     tensor k is scaled by ``scales[k]`` when `scales` is not empty (LARS's trust ratios), else by 1.
     ``blocks`` as in `adam.adam_compact_kernel`."""
-    lo, hi, slot, first, last, base = blocks
+    lo, hi, slot, _, _, base = blocks
     sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first_step = sgd
-    count = last - first
-    n_chunks = min(count, 64)
+    n_chunks = chunk_count(blocks)
     one = param.dtype.type(1)
     for chunk in prange(n_chunks):
         b = np.empty(BLOCK_SIZE, dtype=np.float32)
-        for j in range(first + count * chunk // n_chunks, first + count * (chunk + 1) // n_chunks):
+        for j in range(*chunk_blocks(blocks, chunk, n_chunks)):
             start, stop, s = lo[j], hi[j], slot[j]
             load_block(buf, bf16, start, stop, s, book, b)
             scale = one if scales.size == 0 else scales[tensor_of_block[j]]
@@ -136,6 +141,24 @@ def momentum_sgd_compact_kernel(
                 sign, neg_lr, weight_decay, momentum, one_minus_dampening, nesterov, first_step,
             )  # fmt: skip
             store_block(buf, bf16, start, stop, s, book, b)
+
+
+def compact_momentum_step(group: ParamGroup, run: Run, scales: Array) -> None:
+    """SGD's step of `run` with its momentum buffer stored compactly (`run.compact`), tensor k's
+    update scaled by ``scales[k]`` (pack index; empty for 1): SGD's and LARS's compact path."""
+    assert run.compact is not None
+    store = run.compact.store
+    momentum_sgd_compact_kernel(
+        run.param,
+        run.grad,
+        store.state("momentum_buffer", signed=True),
+        run.compact.blocks,
+        store.bf16,
+        store.book("momentum_buffer"),
+        store.tensor,
+        scales,
+        momentum_coefficients(group, run),
+    )
 
 
 def momentum_coefficients(group: ParamGroup, run: Run) -> tuple[Any, ...]:
@@ -237,18 +260,7 @@ class SGD(Optimizer):
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         if run.compact is not None and group["momentum"] != 0:
-            store = run.compact.store
-            momentum_sgd_compact_kernel(
-                run.param,
-                run.grad,
-                store.state("momentum_buffer", signed=True),
-                run.compact.blocks,
-                store.bf16,
-                store.book("momentum_buffer"),
-                store.tensor,
-                np.empty(0, dtype=run.dtype),
-                momentum_coefficients(group, run),
-            )
+            compact_momentum_step(group, run, np.empty(0, dtype=run.dtype))
             return
         momentum_sgd_kernel(
             run.param,
