@@ -724,7 +724,9 @@ class OptimizerState(Mapping[ExTensor, dict[str, Array]]):
 
     ``state[p]`` is a fresh dict of views into the flat state arrays (``"step"`` is a 0-d
     float32 view); writing into those arrays changes the optimizer's state, as writing into
-    torch's state tensors does. A parameter that has never been stepped maps to ``{}``.
+    torch's state tensors does. A parameter that has never been stepped maps to ``{}``. With a
+    compact `Optimizer.state_dtype` the buffers are copies of their stored form (`compact_state`):
+    there is no float array to view.
     Iteration and ``len`` cover the parameters that have state.
     """
 
