@@ -286,24 +286,18 @@ def _scale_gradients(params: list[ExTensor], runs: list[Array], coefficient: Arr
                 target *= target.dtype.type(coefficient)
 
 
-def _wholly_clipped(params: list[ExTensor]) -> list[FlatBuffer]:
-    """The flat buffers every existing gradient of which is among `params`, each listed once.
+def _wholly_clipped(coverage: dict[FlatBuffer, list[int]]) -> list[FlatBuffer]:
+    """The flat buffers every existing gradient of which the clipped runs cover, each once
+    (`grad_parts`'s `coverage`).
 
     Their scaling can be deferred to the optimizer's kernel (`FlatBuffer.defer_scale`), which
     is then exactly an eager scaling of the whole buffer. A buffer only partly clipped is scaled
     now, run by run; a parameter given twice (torch scales it twice) turns deferral off.
     """
-    clipped: dict[FlatBuffer, set[int]] = {}
-    for param in params:
-        slot = param.grad_slot
-        if slot is None or not isinstance(slot.owner, FlatBuffer) or not slot.present[slot.index]:
-            continue
-        indices = clipped.setdefault(slot.owner, set())
-        if slot.index in indices:
-            return []
-        indices.add(slot.index)
+    if any(not ordered for _, _, ordered in coverage.values()):
+        return []
     return [
-        buffer for buffer, indices in clipped.items() if len(indices) == int(np.count_nonzero(buffer.present))
+        buffer for buffer, (count, _, _) in coverage.items() if count == int(np.count_nonzero(buffer.present))
     ]
 
 
@@ -320,11 +314,16 @@ def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: A
     norm = np.asarray(total_norm)
     if norm.ndim != 0 or norm.dtype.kind != "f":
         raise TypeError(f"total_norm must be a floating-point scalar, got {total_norm!r}")
-    _clip_with_norm(params, grad_parts(params), limit, norm)
+    coverage: dict[FlatBuffer, list[int]] = {}
+    _clip_with_norm(params, grad_parts(params, coverage), limit, norm, coverage)
 
 
 def _clip_with_norm(
-    params: list[ExTensor], parts: list[tuple[FlatBuffer | None, Array]], limit: float, norm: Array
+    params: list[ExTensor],
+    parts: list[tuple[FlatBuffer | None, Array]],
+    limit: float,
+    norm: Array,
+    coverage: dict[FlatBuffer, list[int]],
 ) -> None:
     """`clip_grads_with_norm_` on checked arguments, the gradients already gathered into `parts`.
 
@@ -337,7 +336,7 @@ def _clip_with_norm(
     coefficient = clip_coefficient(limit, norm)
     if coefficient == 1.0:
         return  # multiplying by exactly 1 changes nothing
-    deferred = _wholly_clipped(params) if _runs_are_views(params) else []
+    deferred = _wholly_clipped(coverage) if _runs_are_views(params) else []
     for buffer in deferred:
         buffer.defer_scale(coefficient)
     if len(deferred) == len({id(owner) for owner, _ in parts}):
@@ -397,9 +396,10 @@ def clip_grad_norm(
     limit = clip_bound("max_norm", max_norm)
     order = _order(norm_type)
     _check_foreach(foreach)
-    parts = grad_parts(params)
+    coverage: dict[FlatBuffer, list[int]] = {}
+    parts = grad_parts(params, coverage)
     total = _total_norm(params, [run for _, run in parts], order, error_if_nonfinite)
-    _clip_with_norm(params, parts, limit, total)
+    _clip_with_norm(params, parts, limit, total, coverage)
     return total
 
 

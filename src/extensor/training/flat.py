@@ -287,11 +287,27 @@ def grad_runs(parameters: Iterable[ExTensor]) -> list[Array]:
     return [run for _, run in grad_parts(parameters)]
 
 
-def grad_parts(parameters: Iterable[ExTensor]) -> list[tuple[FlatBuffer | None, Array]]:
-    """`grad_runs` with each run's owner: the FlatBuffer it is a view of, or None for a loose gradient."""
+def grad_parts(
+    parameters: Iterable[ExTensor], coverage: dict[FlatBuffer, list[int]] | None = None
+) -> list[tuple[FlatBuffer | None, Array]]:
+    """`grad_runs` with each run's owner: the FlatBuffer it is a view of, or None for a loose gradient.
+
+    With a `coverage` dict, also records per buffer ``[tensors, last index, ordered]``: how many of
+    its present tensors the runs cover, the last one's index, and whether every run started after
+    the previous one ended (no tensor listed twice); the clip uses it to defer its scaling.
+    """
     runs: list[tuple[FlatBuffer | None, Array]] = []
     owner: FlatBuffer | None = None
     first = stop = 0
+
+    def close(buffer: FlatBuffer) -> None:
+        runs.append((buffer, buffer.grad[buffer.offsets[first] : buffer.offsets[stop]]))
+        if coverage is not None:
+            seen = coverage.setdefault(buffer, [0, -1, 1])
+            seen[0] += stop - first
+            if first <= seen[1]:
+                seen[2] = 0
+            seen[1] = stop - 1
 
     for parameter in parameters:
         if not isinstance(parameter, ExTensor):
@@ -304,18 +320,18 @@ def grad_parts(parameters: Iterable[ExTensor]) -> list[tuple[FlatBuffer | None, 
                 stop += 1
                 continue
             if owner is not None:
-                runs.append((owner, owner.grad[owner.offsets[first] : owner.offsets[stop]]))
+                close(owner)
             owner, first, stop = slot.owner, slot.index, slot.index + 1
             owner.settle()
             continue
         gradient = parameter.grad
         if gradient is not None:
             if owner is not None:
-                runs.append((owner, owner.grad[owner.offsets[first] : owner.offsets[stop]]))
+                close(owner)
                 owner = None
             runs.append((None, gradient.reshape(-1)))
     if owner is not None:
-        runs.append((owner, owner.grad[owner.offsets[first] : owner.offsets[stop]]))
+        close(owner)
     return runs
 
 
