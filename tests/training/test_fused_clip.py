@@ -51,7 +51,7 @@ FACTORIES: dict[str, Callable[[list[dict[str, Any]]], optim.Optimizer]] = {
 #: The optimizers whose kernels read the deferred scale (the others apply it first, no faster).
 FUSED = {
     "SGD", "SGD-plain", "Adam", "AdamW", "RMSprop", "LARS", "LARS-clip", "Adagrad", "Adadelta", "Adamax",
-    "NAdam", "RAdam", "ASGD", "Rprop", "LAMB", "Lion", "ADOPT",
+    "NAdam", "RAdam", "ASGD", "Rprop", "LAMB", "Lion", "ADOPT", "ScheduleFreeAdamW", "ScheduleFreeSGD",
 }  # fmt: skip
 
 

@@ -51,14 +51,14 @@ AVERAGING = (Integer("warmup_steps", minimum=0), Real("r"), Real("weight_lr_powe
 
 @njit(cache=True, inline="always")
 def _element(
-    i: int, y: Array, grad: Array, z: Array, exp_avg_sq: Array, fresh: bool, adaptive: bool,
+    i: int, y: Array, grad: Array, z: Array, exp_avg_sq: Array, fresh: bool, adaptive: bool, scale: Any,
     beta2: Any, one_minus_beta2: Any, bias_correction2: Any, eps: Any, decay: Any,
     ckp1: Any, one_minus_ckp1: Any, y_step: Any, neg_lr: Any,
 ) -> None:  # fmt: skip
     if fresh:
         z[i] = y[i]  # the package's state["z"] = p.clone() on a parameter's first step
     p = y[i]
-    g = grad[i]
+    g = grad[i] * scale  # a deferred clip (`Run.grad_scale`): rounds as the eager scaling did
     if adaptive:
         v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
         exp_avg_sq[i] = v
@@ -72,7 +72,7 @@ def _element(
 
 @sized_kernel(fastmath=False)
 def schedule_free_kernel(
-    y: Array, grad: Array, z: Array, exp_avg_sq: Array, fresh: bool,
+    y: Array, grad: Array, z: Array, exp_avg_sq: Array, fresh: bool, scale: Any,
     beta2: Any, one_minus_beta2: Any, bias_correction2: Any, eps: Any, decay: Any,
     ckp1: Any, one_minus_ckp1: Any, y_step: Any, neg_lr: Any,
 ) -> None:  # fmt: skip
@@ -80,6 +80,7 @@ def schedule_free_kernel(
 
     Per element, in the package's order of operations (``y_step = γ(β(1 - c) - 1)``)::
 
+        g = g · scale                             (a deferred clip; 1 without)
         z = y                                     (on the parameter's first step, `fresh`)
         v = β2 · v + (1 - β2) · g · g             (AdamW only)
         g = g / (sqrt(v / (1 - β2^(k+1))) + ε)    (AdamW only)
@@ -91,13 +92,13 @@ def schedule_free_kernel(
     if exp_avg_sq.size == 0:
         for i in prange(n):
             _element(
-                i, y, grad, z, exp_avg_sq, fresh, False, beta2, one_minus_beta2, bias_correction2, eps,
+                i, y, grad, z, exp_avg_sq, fresh, False, scale, beta2, one_minus_beta2, bias_correction2, eps,
                 decay, ckp1, one_minus_ckp1, y_step, neg_lr,
             )  # fmt: skip
     else:
         for i in prange(n):
             _element(
-                i, y, grad, z, exp_avg_sq, fresh, True, beta2, one_minus_beta2, bias_correction2, eps,
+                i, y, grad, z, exp_avg_sq, fresh, True, scale, beta2, one_minus_beta2, bias_correction2, eps,
                 decay, ckp1, one_minus_ckp1, y_step, neg_lr,
             )  # fmt: skip
 
@@ -117,6 +118,7 @@ class _ScheduleFree(Optimizer):
     step_in_state = False
     #: (γ_k, c, γ_k (β (1 − c) − 1)) of the group being stepped, computed once per group step
     _scalars: tuple[float, float, float]
+    fuses_grad_scale = True  # the kernel multiplies each gradient by `Run.grad_scale` as it reads it
 
     def _momentum(self, group: ParamGroup) -> float:
         """β, the interpolation between z and x."""
@@ -182,6 +184,7 @@ class _ScheduleFree(Optimizer):
             run.state["z"],
             run.buffer("exp_avg_sq"),  # empty for SGD
             run.step == 1,
+            run.grad_scale,
             run.scalar(beta2),
             run.scalar(1 - beta2),
             run.scalar(1 - beta2 ** (group["k"] + 1)),
