@@ -48,7 +48,7 @@ def decoded(
         shape = params[index].shape
         result[index] = {"step": entry["step"]} if "step" in entry else {}
         for name, signed in buffers.items():
-            result[index][name] = decode_form(entry, name, None, signed, shape)
+            result[index][name] = decode_form(entry, name, signed, shape)
     return result
 
 
@@ -157,7 +157,7 @@ def test_another_form_is_refused_unless_converted_explicitly() -> None:
             assert np.array_equal(after["state"][index][key], value)
     plain.load_converted_state_dict(saved)
     values = plain.state_dict()["state"][0]["exp_avg"]
-    np.testing.assert_array_equal(values, decode_form(saved["state"][0], "exp_avg", "int8", True, (40, 130)))
+    np.testing.assert_array_equal(values, decode_form(saved["state"][0], "exp_avg", True, (40, 130)))
     # float32 state into a bfloat16 optimizer, converted: rounded to bfloat16
     bf16 = AdamW(make(), state_dtype="bfloat16")
     with pytest.raises(TypeError, match="load_converted_state_dict"):

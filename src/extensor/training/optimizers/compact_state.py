@@ -39,7 +39,11 @@ from extensor.training.optimizers.compact import (
     bf16_expand,
     bf16_round,
     dequantize_block,
+    dequantize_blockwise,
+    from_bfloat16,
     quantize_block,
+    quantize_blockwise,
+    to_bfloat16,
 )
 
 __all__ = [
@@ -255,17 +259,9 @@ class CompactStore:
             zeros[name][:] = self.book(name).zero
         self.load(name, k, zeros, self.signed[name])
 
-    def decode(self, name: str, k: int, shape: tuple[int, ...]) -> Array:
-        """Tensor k's state `name` as float32 values."""
-        return decode_form(self.export(name, k, shape), name, self.state_dtype, self.signed[name], shape)
 
-
-def decode_form(
-    arrays: dict[str, Array], name: str, state_dtype: str | None, signed: bool, shape: tuple[int, ...]
-) -> Array:
+def decode_form(arrays: dict[str, Array], name: str, signed: bool, shape: tuple[int, ...]) -> Array:
     """A stored form (`CompactStore.export`) of state `name` as float32 values of `shape`."""
-    from extensor.training.optimizers.compact import dequantize_blockwise, from_bfloat16
-
     value = np.asarray(arrays[name])
     if value.dtype == np.uint16:
         return from_bfloat16(value.reshape(-1)).reshape(shape)
@@ -280,8 +276,6 @@ def encode_form(
     values: Array, name: str, state_dtype: str, quantized: bool, signed: bool
 ) -> dict[str, Array]:
     """float32 `values` of state `name` in the stored form of `state_dtype` (see `CompactStore.export`)."""
-    from extensor.training.optimizers.compact import quantize_blockwise, to_bfloat16
-
     flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
     if state_dtype == "bfloat16":
         return {name: to_bfloat16(flat).reshape(values.shape)}

@@ -690,7 +690,7 @@ class Optimizer:
                 raise ValueError(
                     f"{where}: {name!r} has shape {given[name].shape}, the parameter has shape {param.shape}"
                 )
-            values = decode_form(given, name, form, signed, param.shape)
+            values = decode_form(given, name, signed, param.shape)
             if wanted is None:
                 given = {name: values.astype(expected[name][1])}
             else:
