@@ -128,6 +128,11 @@ class ShardedOptimizer:
             raise TypeError(
                 f"ShardedOptimizer wraps an extensor Optimizer (SGD, Adam...), got {type(optimizer).__name__}"
             )
+        if optimizer.state_dtype is not None:
+            raise NotImplementedError(
+                f"ShardedOptimizer cannot shard state_dtype={optimizer.state_dtype!r} state yet; "
+                "use full-precision state (state_dtype=None) to shard it"
+            )
         comm = world() if comm is None else comm
         for packs in optimizer._packs:
             for pack in packs:
