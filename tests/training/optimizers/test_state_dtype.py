@@ -175,6 +175,14 @@ def test_bad_state_dtypes_are_refused_before_anything_is_bound() -> None:
         AdamW(params, state_dtype="float16")
     with pytest.raises(ValueError, match="amsgrad"):
         Adam(params, amsgrad=True, state_dtype="int8")
+    compact = Adam(params[:1], state_dtype="int8")
+    with pytest.raises(ValueError, match="amsgrad"):  # nor in a later group, nor in a loaded one
+        compact.add_param_group({"params": params[1:2], "amsgrad": True})
+    saved = compact.state_dict()
+    saved["param_groups"][0]["amsgrad"] = True
+    with pytest.raises(ValueError, match="amsgrad"):
+        compact.load_state_dict(saved)
+    assert compact.param_groups[0]["amsgrad"] is False and len(compact.param_groups) == 1
     wide = ExTensor(np.zeros(3), requires_grad=True)
     with pytest.raises(TypeError, match=r"needs float32 parameters.*float64"):
         AdamW([wide], state_dtype="int8")

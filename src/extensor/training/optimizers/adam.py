@@ -15,7 +15,7 @@ RAdam multiplies by a reciprocal) and so torch's float32 results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -297,10 +297,6 @@ class Adam(Optimizer):
         state_dtype: str | None = None,
     ) -> None:
         self.state_dtype = check_state_dtype(state_dtype)
-        if self.state_dtype is not None and amsgrad:
-            raise ValueError(
-                f"amsgrad keeps a running maximum that state_dtype={state_dtype!r} does not store"
-            )
         defaults = {
             "lr": lr,
             "betas": betas,
@@ -310,6 +306,13 @@ class Adam(Optimizer):
             "maximize": maximize,
         }
         super().__init__(params, defaults)
+
+    def _validate_group(self, group: Mapping[str, Any]) -> None:
+        super()._validate_group(group)
+        if self.state_dtype is not None and group.get("amsgrad"):
+            raise ValueError(
+                f"amsgrad keeps a running maximum that state_dtype={self.state_dtype!r} does not store"
+            )
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         betas = group["betas"]
