@@ -677,13 +677,6 @@ def _validate_optimizer(checkpoint: Checkpoint, optimizer: Stateful) -> None:
     # state (L-BFGS's history, Adafactor's factored moments) is checked by its own load_state_dict,
     # which validates everything before it writes
     elementwise = getattr(optimizer, "state_names", None)
-    # bfloat16 / int8 state is stored in its own dtype; its form is checked by load_state_dict
-    compact = any(
-        isinstance(v, np.ndarray) and v.dtype.kind == "u"
-        for e in state.values()
-        if isinstance(e, dict)
-        for v in e.values()
-    )
     for index, entry in state.items():
         if index not in params:
             raise CheckpointError(f"{where}: state for parameter {index!r}, which no group lists")
@@ -695,7 +688,9 @@ def _validate_optimizer(checkpoint: Checkpoint, optimizer: Stateful) -> None:
                 continue
             if isinstance(value, np.ndarray) and value.ndim > 0:
                 problem = _array_mismatch(f"state {name!r} of parameter {index}", value, param.data)
-                if problem and not (compact and value.shape == param.shape):
+                # bfloat16 / int8 state (unsigned codes) has its own dtype; load_state_dict checks its form
+                compact = value.dtype.kind == "u" and value.shape == param.shape
+                if problem and not compact:
                     raise CheckpointError(f"{where}: {problem}")
 
 

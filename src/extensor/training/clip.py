@@ -339,13 +339,9 @@ def _clip_with_norm(
     deferred = _wholly_clipped(coverage) if _runs_are_views(params) else []
     for buffer in deferred:
         buffer.defer_scale(coefficient)
-    if len(deferred) == len({id(owner) for owner, _ in parts}):
-        return
-    if not deferred:
-        _scale_gradients(params, [run for _, run in parts], coefficient)
-        return
     eager = [run for owner, run in parts if owner is None or owner not in deferred]
-    _scale_gradients(params, eager, coefficient)
+    if eager:
+        _scale_gradients(params, eager, coefficient)
 
 
 def clip_coefficient(max_norm: float, total_norm: Array) -> Array:

@@ -678,7 +678,7 @@ class Optimizer:
         else:
             expected = compact.expected(name, index, param.shape)
             wanted = compact.state_dtype if expected[name][1] != np.float32 else None
-        if form != wanted and not (form is None and wanted is None):
+        if form != wanted:
             if not getattr(self, "_convert_state", False):
                 mine = wanted or f"{expected[name][1]} (full precision)"
                 raise TypeError(
@@ -686,7 +686,7 @@ class Optimizer:
                     "use load_converted_state_dict to convert it"
                 )
             signed = name in self.signed_state
-            if any(array.shape != param.shape for key, array in given.items() if key == name):
+            if given[name].shape != param.shape:
                 raise ValueError(
                     f"{where}: {name!r} has shape {given[name].shape}, the parameter has shape {param.shape}"
                 )
