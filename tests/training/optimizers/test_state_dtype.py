@@ -183,6 +183,12 @@ def test_bad_state_dtypes_are_refused_before_anything_is_bound() -> None:
     with pytest.raises(ValueError, match="amsgrad"):
         compact.load_state_dict(saved)
     assert compact.param_groups[0]["amsgrad"] is False and len(compact.param_groups) == 1
+    compact.param_groups[0]["amsgrad"] = True  # edited in place: refused at the step, nothing stepped
+    params[0].grad = np.ones(params[0].shape, np.float32)
+    before = params[0].data.copy()
+    with pytest.raises(ValueError, match="amsgrad"):
+        compact.step()
+    assert np.array_equal(params[0].data, before) and compact.state_dict()["state"] == {}
     wide = ExTensor(np.zeros(3), requires_grad=True)
     with pytest.raises(TypeError, match=r"needs float32 parameters.*float64"):
         AdamW([wide], state_dtype="int8")

@@ -33,7 +33,7 @@ from extensor.training.optimizers.compact_state import (
 )
 from extensor.training.optimizers.declare import Check, Flag, Numbers, Rules, State
 from extensor.training.optimizers.elementwise import lerp, nan_maximum
-from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run
+from extensor.training.optimizers.optimizer import Optimizer, ParamGroup, Run, Window, _Pack
 
 __all__ = [
     "ADAM_CHECKS",
@@ -313,6 +313,13 @@ class Adam(Optimizer):
             raise ValueError(
                 f"amsgrad keeps a running maximum that state_dtype={self.state_dtype!r} does not store"
             )
+
+    def _step_pack(
+        self, group: ParamGroup, pack: _Pack, window: Window | None = None, sums: Array | None = None
+    ) -> None:
+        if pack.compact is not None:  # a group edited in place after validation: refuse before any work
+            self._validate_group(group)
+        super()._step_pack(group, pack, window, sums)
 
     def _update(self, group: ParamGroup, run: Run) -> None:
         betas = group["betas"]
